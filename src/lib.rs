@@ -1,0 +1,1 @@
+pub mod ofx { pub mod bindings; }
