@@ -1,1 +1,398 @@
-fn main(){}
+//! `genclip`: the headless OpenFX host. It loads a built GenClip bundle through the OpenFX C
+//! ABI and drives it the way an editing host does (and the way a render-farm node would).
+//!
+//! ```text
+//! genclip bundle   [--out DIR]                    assemble GenClip.ofx.bundle from this build
+//! genclip describe [BUNDLE]                       print contexts and parameters read via the ABI
+//! genclip render   --out DIR [--bundle BUNDLE] [options]   render frames to PNG/EXR
+//! ```
+
+use genclip::bundle;
+use genclip::effect::params::{names, Kind, RESOLUTIONS};
+use genclip::effect::PLUGIN_IDENTIFIER;
+use genclip::frame_files::{self, FrameFormat, Picture};
+use genclip::host::{
+    BitDepth, Bundle, Components, Host, HostOptions, ParamValue, PropValue, RenderRequest, RenderedImage,
+};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+genclip: the GenClip headless OpenFX host
+
+usage:
+  genclip bundle   [--out DIR]
+      Assemble DIR/GenClip.ofx.bundle (default DIR: target/bundle) from the plugin library
+      built next to this executable.
+  genclip describe [BUNDLE]
+      Load the bundle through the OpenFX ABI and print its contexts and parameters.
+  genclip render   --out DIR [--bundle BUNDLE] [options]
+      Render a clip frame by frame through the OpenFX ABI and write DIR/frame.NNNN.EXT.
+
+render options:
+  --prompt TEXT             Prompt A                  --prompt-b/-c/-d TEXT  more prompt slots
+  --negative-prompt TEXT    --schedule TEXT           --model DIR (Model folder)
+  --seed N  --steps N  --guidance X  --shift X
+  --width W --height H      frame size: a Wan native size picks that Resolution, any other
+                            size becomes the project size (default 832 x 480)
+  --frames F (default 81)   --start N (first frame, default 0)   --fps X (default 16)
+  --key NAME=T:V,T:V...     keyframes on an animatable parameter, e.g. weightB=0:0,48:1
+  --set NAME=VALUE          any other parameter by script name
+  --format png8|png16|exr-half|exr-float (default png16)
+  --context generator|general|filter (default generator)
+  --depth float|short|byte (default float)   --scale S (render scale, default 1)
+  --threads N (frames rendered at once, default 1)   --abort-after-ms N
+  --host-name NAME          identify as another host (e.g. uk.co.thefoundry.nuke)
+
+BUNDLE defaults to the first GenClip.ofx.bundle on OFX_PLUGIN_PATH or in /usr/OFX/Plugins.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("bundle") => cmd_bundle(&Flags::parse(&args[1..])),
+        Some("describe") => cmd_describe(&Flags::parse(&args[1..])),
+        Some("render") => cmd_render(&Flags::parse(&args[1..])),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("expected a command\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("genclip: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--name value` pairs (repeatable) and positional words.
+struct Flags {
+    positional: Vec<String>,
+    pairs: Vec<(String, String)>,
+}
+
+impl Flags {
+    fn parse(args: &[String]) -> Flags {
+        let mut flags = Flags { positional: Vec::new(), pairs: Vec::new() };
+        let mut rest: VecDeque<&String> = args.iter().collect();
+        while let Some(arg) = rest.pop_front() {
+            match arg.strip_prefix("--") {
+                Some(name) => match name.split_once('=') {
+                    Some((n, v)) => flags.pairs.push((n.to_string(), v.to_string())),
+                    None => {
+                        let value = rest.pop_front().cloned().unwrap_or_default();
+                        flags.pairs.push((name.to_string(), value));
+                    }
+                },
+                None => flags.positional.push(arg.clone()),
+            }
+        }
+        flags
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.pairs.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+        self.get(name)
+            .map(|v| v.parse::<T>().map_err(|_| format!("--{name} {v}: not a valid value")))
+            .transpose()
+    }
+
+    fn check_known(&self, known: &[&str]) -> Result<(), String> {
+        match self.pairs.iter().find(|(n, _)| !known.contains(&n.as_str())) {
+            Some((n, _)) => Err(format!("unknown option --{n} (see genclip --help)")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn exe_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    Ok(exe.parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
+fn cmd_bundle(flags: &Flags) -> Result<(), String> {
+    flags.check_known(&["out", "library"])?;
+    let dir = exe_dir()?;
+    let library = match flags.get("library") {
+        Some(p) => PathBuf::from(p),
+        None => bundle::built_library(&dir),
+    };
+    // target/<profile>/genclip -> target/bundle
+    let out = match flags.get("out") {
+        Some(p) => PathBuf::from(p),
+        None => dir.parent().map(|t| t.join("bundle")).unwrap_or_else(|| PathBuf::from("bundle")),
+    };
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let path = bundle::assemble(&library, &out).map_err(|e| e.to_string())?;
+    println!("{}", path.display());
+    Ok(())
+}
+
+fn find_bundle(explicit: Option<&str>) -> Result<PathBuf, String> {
+    match explicit {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => Bundle::find_on_search_path(bundle::BUNDLE_NAME).ok_or_else(|| {
+            format!("no {} on OFX_PLUGIN_PATH or in /usr/OFX/Plugins: pass --bundle PATH", bundle::BUNDLE_NAME)
+        }),
+    }
+}
+
+fn cmd_describe(flags: &Flags) -> Result<(), String> {
+    flags.check_known(&["bundle", "host-name"])?;
+    let path = find_bundle(flags.positional.first().map(String::as_str).or(flags.get("bundle")))?;
+    let mut options = HostOptions { echo_messages: false, ..HostOptions::default() };
+    if let Some(name) = flags.get("host-name") {
+        options.host_name = name.to_string();
+    }
+    let host = Host::new(options);
+    let bundle = Bundle::open(&path).map_err(|e| e.to_string())?;
+    for info in bundle.plugins() {
+        println!("plugin {} {}.{} ({} v{})", info.identifier, info.version.0, info.version.1, info.api, info.api_version);
+    }
+    let plugin = host.load_plugin(&bundle, PLUGIN_IDENTIFIER).map_err(|e| e.to_string())?;
+    plugin.describe().map_err(|e| e.to_string())?;
+    let props = plugin.descriptor_props();
+    for key in ["OfxPropLabel", "OfxImageEffectPluginPropGrouping", "OfxImageEffectPluginRenderThreadSafety", "OfxImageEffectPropSupportedPixelDepths"] {
+        if let Some(v) = props.get(key) {
+            println!("  {key}: {}", show(v));
+        }
+    }
+    let contexts = plugin.supported_contexts();
+    println!("contexts: {}", contexts.iter().map(|c| c.trim_start_matches("OfxImageEffectContext")).collect::<Vec<_>>().join(", "));
+    for context in &contexts {
+        let desc = plugin.describe_in_context(context).map_err(|e| e.to_string())?;
+        println!("\ncontext {}", context.trim_start_matches("OfxImageEffectContext"));
+        for (clip, clip_props) in &desc.clips {
+            let comps = clip_props.get("OfxImageEffectPropSupportedComponents").map(show).unwrap_or_default();
+            println!("  clip {clip}: {comps}");
+        }
+        for param in &desc.params {
+            let p = &param.props;
+            let get = |k: &str| p.get(k).map(show).unwrap_or_default();
+            let kind = param.param_type.trim_start_matches("OfxParamType");
+            let mut line = format!("  {:<16} {:<10} \"{}\"", param.name, kind, get("OfxPropLabel"));
+            if p.contains_key("OfxParamPropDefault") {
+                line += &format!(" default={}", get("OfxParamPropDefault"));
+            }
+            if p.contains_key("OfxParamPropMin") {
+                line += &format!(
+                    " range=[{}, {}] display=[{}, {}]",
+                    get("OfxParamPropMin"),
+                    get("OfxParamPropMax"),
+                    get("OfxParamPropDisplayMin"),
+                    get("OfxParamPropDisplayMax")
+                );
+            }
+            if let Some(PropValue::Str(options)) = p.get("OfxParamPropChoiceOption") {
+                if !options.is_empty() {
+                    line += &format!(" options={options:?}");
+                }
+            }
+            if let Some(PropValue::Str(children)) = p.get("OfxParamPropPageChild") {
+                line += &format!(" children={}", children.join(","));
+            }
+            println!("{line}");
+        }
+    }
+    plugin.unload().map_err(|e| e.to_string())
+}
+
+fn show(v: &PropValue) -> String {
+    let items: Vec<String> = match v {
+        PropValue::Str(s) => s.iter().map(|s| format!("{s:?}")).collect(),
+        PropValue::Int(i) => i.iter().map(|i| i.to_string()).collect(),
+        PropValue::Double(d) => d.iter().map(|d| d.to_string()).collect(),
+        PropValue::Pointer(p) => p.iter().map(|p| format!("{p:#x}")).collect(),
+    };
+    items.join(" ")
+}
+
+/// A rendered host image, read top row first for the file writers.
+struct Frame(RenderedImage);
+
+impl Picture for Frame {
+    fn width(&self) -> usize {
+        self.0.width()
+    }
+    fn height(&self) -> usize {
+        self.0.height()
+    }
+    fn rgba(&self, x: usize, y: usize) -> [f32; 4] {
+        self.0.rgba_f32(x, self.0.height() - 1 - y)
+    }
+}
+
+const RENDER_FLAGS: &[&str] = &[
+    "bundle", "out", "prompt", "prompt-b", "prompt-c", "prompt-d", "negative-prompt", "schedule", "model", "seed",
+    "steps", "guidance", "shift", "width", "height", "frames", "start", "fps", "key", "set", "format", "context",
+    "depth", "scale", "threads", "abort-after-ms", "host-name",
+];
+
+fn cmd_render(flags: &Flags) -> Result<(), String> {
+    flags.check_known(RENDER_FLAGS)?;
+    let out = PathBuf::from(flags.get("out").ok_or("render needs --out DIR")?);
+    let path = find_bundle(flags.get("bundle"))?;
+    let frames: usize = flags.parsed("frames")?.unwrap_or(81);
+    let start: i64 = flags.parsed("start")?.unwrap_or(0);
+    if frames == 0 {
+        return Err("--frames must be at least 1".into());
+    }
+    let (width, height): (u32, u32) = (flags.parsed("width")?.unwrap_or(832), flags.parsed("height")?.unwrap_or(480));
+    if width == 0 || height == 0 || width > 16384 || height > 16384 {
+        return Err(format!("--width/--height {width} x {height}: use 1 to 16384 pixels"));
+    }
+    let format: FrameFormat = flags.get("format").unwrap_or("png16").parse()?;
+    let depth = match flags.get("depth").unwrap_or("float") {
+        "float" => BitDepth::Float,
+        "short" | "16" => BitDepth::Short,
+        "byte" | "8" => BitDepth::Byte,
+        other => return Err(format!("--depth {other}: use float, short or byte")),
+    };
+    let context = match flags.get("context").unwrap_or("generator") {
+        "generator" => "OfxImageEffectContextGenerator",
+        "general" => "OfxImageEffectContextGeneral",
+        "filter" => "OfxImageEffectContextFilter",
+        other => return Err(format!("--context {other}: use generator, general or filter")),
+    };
+    let scale: f64 = flags.parsed("scale")?.unwrap_or(1.0);
+    if !(scale.is_finite() && scale > 0.0 && scale <= 1.0) {
+        return Err("--scale must be in (0, 1]".into());
+    }
+    let threads: usize = flags.parsed::<usize>("threads")?.unwrap_or(1).max(1);
+    let native = RESOLUTIONS.iter().position(|(_, size)| *size == Some((width, height)));
+
+    let range = (start as f64, (start + frames as i64 - 1) as f64);
+    let mut options = HostOptions {
+        project_size: (f64::from(width), f64::from(height)),
+        frame_range: range,
+        frame_rate: flags.parsed("fps")?.unwrap_or(16.0),
+        abort_after: flags.parsed::<u64>("abort-after-ms")?.map(Duration::from_millis),
+        ..HostOptions::default()
+    };
+    if let Some(name) = flags.get("host-name") {
+        options.host_name = name.to_string();
+    }
+    let host = Host::new(options);
+    let bundle = Bundle::open(&path).map_err(|e| e.to_string())?;
+    let plugin = host.load_plugin(&bundle, PLUGIN_IDENTIFIER).map_err(|e| e.to_string())?;
+    plugin.describe().map_err(|e| e.to_string())?;
+    let instance = Arc::new(plugin.create_instance(context).map_err(|e| e.to_string())?);
+
+    // Parameters, as an editor would type them.
+    let text_flags = [
+        ("prompt", names::PROMPT_A),
+        ("prompt-b", names::PROMPT_B),
+        ("prompt-c", names::PROMPT_C),
+        ("prompt-d", names::PROMPT_D),
+        ("negative-prompt", names::NEGATIVE_PROMPT),
+        ("schedule", names::PROMPT_SCHEDULE),
+        ("model", names::MODEL_FOLDER),
+    ];
+    let mut edits: Vec<(String, String)> = Vec::new();
+    for (flag, param) in text_flags {
+        if let Some(v) = flags.get(flag) {
+            edits.push((param.into(), v.into()));
+        }
+    }
+    for (flag, param) in [("seed", names::SEED), ("steps", names::STEPS), ("guidance", names::GUIDANCE), ("shift", names::SHIFT)] {
+        if let Some(v) = flags.get(flag) {
+            edits.push((param.into(), v.into()));
+        }
+    }
+    edits.push((names::RESOLUTION.into(), native.unwrap_or(0).to_string()));
+    edits.push((names::DURATION.into(), frames.to_string()));
+    for set in flags.all("set") {
+        let (n, v) = set.split_once('=').ok_or_else(|| format!("--set {set}: expected NAME=VALUE"))?;
+        edits.push((n.into(), v.into()));
+    }
+    for (name, value) in &edits {
+        let value = parse_param_value(name, value)?;
+        instance.set_param(name, value).map_err(|e| e.to_string())?;
+    }
+    for key in flags.all("key") {
+        let (name, keys) = key.split_once('=').ok_or_else(|| format!("--key {key}: expected NAME=T:V,T:V"))?;
+        for pair in keys.split(',') {
+            let (t, v) = pair.split_once(':').ok_or_else(|| format!("--key {key}: expected T:V pairs"))?;
+            let t: f64 = t.trim().parse().map_err(|_| format!("--key {key}: {t} is not a time"))?;
+            instance.set_key(name, t, parse_param_value(name, v)?).map_err(|e| e.to_string())?;
+        }
+    }
+
+    instance.clip_preferences().map_err(|e| e.to_string())?;
+    let rod = instance.region_of_definition(range.0, (scale, scale)).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    eprintln!(
+        "genclip: rendering {frames} frame(s) of {} x {} through {} ({threads} thread(s))",
+        rod.x2 - rod.x1,
+        rod.y2 - rod.y1,
+        path.display()
+    );
+
+    let started = Instant::now();
+    instance.begin_sequence(range, false, (scale, scale)).map_err(|e| e.to_string())?;
+    let next = AtomicUsize::new(0);
+    let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(frames))
+            .map(|_| {
+                scope.spawn(|| -> Result<(), String> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        if i >= frames {
+                            return Ok(());
+                        }
+                        let time = range.0 + i as f64;
+                        let mut request = RenderRequest::new(time);
+                        request.render_scale = (scale, scale);
+                        request.depth = depth;
+                        request.components = Components::Rgba;
+                        let image = instance.render(&request).map_err(|e| e.to_string())?;
+                        let file = out.join(format!("frame.{:04}.{}", start + i as i64, format.extension()));
+                        frame_files::write(&file, &Frame(image), format).map_err(|e| format!("{}: {e}", file.display()))?;
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err("a render thread panicked".into()))).collect()
+    });
+    instance.end_sequence(range, false, (scale, scale)).map_err(|e| e.to_string())?;
+    results.into_iter().collect::<Result<Vec<()>, String>>()?;
+    eprintln!("genclip: wrote {frames} frame(s) to {} in {:.2} s", out.display(), started.elapsed().as_secs_f64());
+    drop(instance);
+    plugin.unload().map_err(|e| e.to_string())
+}
+
+/// A command-line value as the parameter's type wants it.
+fn parse_param_value(name: &str, value: &str) -> Result<ParamValue, String> {
+    let spec = genclip::effect::params::spec(name).ok_or_else(|| format!("GenClip has no parameter {name}"))?;
+    let bad = || format!("{name}: {value} is not a valid value");
+    Ok(match spec.kind {
+        Kind::Text { .. } => ParamValue::Str(value.to_string()),
+        Kind::Double { .. } => ParamValue::Double(value.trim().parse().map_err(|_| bad())?),
+        Kind::Int { .. } => ParamValue::Int(value.trim().parse().map_err(|_| bad())?),
+        Kind::Bool { .. } => ParamValue::Bool(matches!(value.trim(), "1" | "true" | "on" | "yes")),
+        Kind::Choice { options, .. } => {
+            let index = match value.trim().parse::<i32>() {
+                Ok(i) => i,
+                Err(_) => options
+                    .iter()
+                    .position(|o| o.to_lowercase().starts_with(&value.trim().to_lowercase()))
+                    .ok_or_else(bad)? as i32,
+            };
+            ParamValue::Choice(index)
+        }
+        Kind::Button => return Err(format!("{name} is a button; it has no value")),
+    })
+}
