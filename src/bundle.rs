@@ -34,7 +34,10 @@ pub fn arch_folder() -> &'static str {
 
 /// The plugin binary inside a bundle folder.
 pub fn binary_in(bundle: &Path) -> PathBuf {
-    bundle.join("Contents").join(arch_folder()).join(BINARY_NAME)
+    bundle
+        .join("Contents")
+        .join(arch_folder())
+        .join(BINARY_NAME)
 }
 
 /// The cdylib cargo builds next to the `genclip` executable.
@@ -55,7 +58,10 @@ pub fn assemble(library: &Path, out_dir: &Path) -> io::Result<PathBuf> {
     if !library.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("{} not found: build the plugin first (cargo build --release)", library.display()),
+            format!(
+                "{} not found: build the plugin first (cargo build --release)",
+                library.display()
+            ),
         ));
     }
     let bundle = out_dir.join(BUNDLE_NAME);
@@ -70,7 +76,12 @@ pub fn assemble(library: &Path, out_dir: &Path) -> io::Result<PathBuf> {
     fs::create_dir_all(contents.join(arch_folder()))?;
     fs::write(contents.join("Info.plist"), info_plist())?;
     fs::copy(library, contents.join(arch_folder()).join(BINARY_NAME))?;
-    fs::write(contents.join("Resources").join(format!("{PLUGIN_IDENTIFIER}.png")), icon_png())?;
+    fs::write(
+        contents
+            .join("Resources")
+            .join(format!("{PLUGIN_IDENTIFIER}.png")),
+        icon_png(),
+    )?;
     if bundle.exists() {
         fs::remove_dir_all(&bundle)?;
     }
@@ -93,11 +104,17 @@ fn icon_png() -> Vec<u8> {
         for x in 0..SIZE {
             let (fx, fy) = (x as f32 / (SIZE - 1) as f32, y as f32 / (SIZE - 1) as f32);
             let inside = (8..120).contains(&x) && (20..108).contains(&y);
-            let perforation = ((12..116).contains(&x) && (x - 12) % 16 < 8) && ((24..30).contains(&y) || (98..104).contains(&y));
+            let perforation = ((12..116).contains(&x) && (x - 12) % 16 < 8)
+                && ((24..30).contains(&y) || (98..104).contains(&y));
             let screen = (8..120).contains(&x) && (34..94).contains(&y);
             let rgba = if screen {
                 let t = 0.5 * fx + 0.5 * (1.0 - fy);
-                [(40.0 + 200.0 * t) as u8, (60.0 + 120.0 * t) as u8, (140.0 + 60.0 * (1.0 - t)) as u8, 255]
+                [
+                    (40.0 + 200.0 * t) as u8,
+                    (60.0 + 120.0 * t) as u8,
+                    (140.0 + 60.0 * (1.0 - t)) as u8,
+                    255,
+                ]
             } else if perforation {
                 [230, 230, 230, 255]
             } else if inside {
@@ -114,7 +131,9 @@ fn icon_png() -> Vec<u8> {
         encoder.set_color(png::ColorType::Rgba);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header().expect("PNG header into memory");
-        writer.write_image_data(&pixels).expect("PNG data into memory");
+        writer
+            .write_image_data(&pixels)
+            .expect("PNG data into memory");
     }
     out
 }

@@ -32,13 +32,15 @@ impl FromStr for FrameFormat {
             "png16" => Ok(FrameFormat::Png16),
             "exr" | "exr-half" | "exrhalf" => Ok(FrameFormat::ExrHalf),
             "exr-float" | "exrfloat" | "exr32" => Ok(FrameFormat::ExrFloat),
-            other => Err(format!("unknown output format {other}: use png8, png16, exr-half or exr-float")),
+            other => Err(format!(
+                "unknown output format {other}: use png8, png16, exr-half or exr-float"
+            )),
         }
     }
 }
 
 /// A picture to write: `width` x `height`, sampled top row first.
-pub trait Picture {
+pub trait Picture: Sync {
     fn width(&self) -> usize;
     fn height(&self) -> usize;
     /// Normalised RGBA at column `x`, row `y` counted from the top.
@@ -48,8 +50,12 @@ pub trait Picture {
 pub fn write(path: &Path, picture: &dyn Picture, format: FrameFormat) -> io::Result<()> {
     let tmp = path.with_extension(format!("{}.partial", format.extension()));
     let result = match format {
-        FrameFormat::Png8 | FrameFormat::Png16 => write_png(&tmp, picture, format == FrameFormat::Png16),
-        FrameFormat::ExrHalf | FrameFormat::ExrFloat => write_exr(&tmp, picture, format == FrameFormat::ExrHalf),
+        FrameFormat::Png8 | FrameFormat::Png16 => {
+            write_png(&tmp, picture, format == FrameFormat::Png16)
+        }
+        FrameFormat::ExrHalf | FrameFormat::ExrFloat => {
+            write_exr(&tmp, picture, format == FrameFormat::ExrHalf)
+        }
     };
     match result {
         Ok(()) => fs::rename(&tmp, path),
@@ -79,7 +85,11 @@ fn write_png(path: &Path, picture: &dyn Picture, sixteen: bool) -> io::Result<()
     let file = io::BufWriter::new(fs::File::create(path)?);
     let mut encoder = png::Encoder::new(file, w as u32, h as u32);
     encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(if sixteen { png::BitDepth::Sixteen } else { png::BitDepth::Eight });
+    encoder.set_depth(if sixteen {
+        png::BitDepth::Sixteen
+    } else {
+        png::BitDepth::Eight
+    });
     let mut writer = encoder.write_header().map_err(io::Error::other)?;
     writer.write_image_data(&data).map_err(io::Error::other)?;
     writer.finish().map_err(io::Error::other)
@@ -91,7 +101,12 @@ fn write_exr(path: &Path, picture: &dyn Picture, half: bool) -> io::Result<()> {
     let result = if half {
         write_rgba_file(path, w, h, |x, y| {
             let [r, g, b, a] = picture.rgba(x, y);
-            (f16::from_f32(r), f16::from_f32(g), f16::from_f32(b), f16::from_f32(a))
+            (
+                f16::from_f32(r),
+                f16::from_f32(g),
+                f16::from_f32(b),
+                f16::from_f32(a),
+            )
         })
     } else {
         write_rgba_file(path, w, h, |x, y| {

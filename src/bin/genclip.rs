@@ -12,7 +12,8 @@ use genclip::effect::params::{names, Kind, RESOLUTIONS};
 use genclip::effect::PLUGIN_IDENTIFIER;
 use genclip::frame_files::{self, FrameFormat, Picture};
 use genclip::host::{
-    BitDepth, Bundle, Components, Host, HostOptions, ParamValue, PropValue, RenderRequest, RenderedImage,
+    BitDepth, Bundle, Components, Host, HostOptions, ParamValue, PropValue, RenderRequest,
+    RenderedImage,
 };
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -79,7 +80,10 @@ struct Flags {
 
 impl Flags {
     fn parse(args: &[String]) -> Flags {
-        let mut flags = Flags { positional: Vec::new(), pairs: Vec::new() };
+        let mut flags = Flags {
+            positional: Vec::new(),
+            pairs: Vec::new(),
+        };
         let mut rest: VecDeque<&String> = args.iter().collect();
         while let Some(arg) = rest.pop_front() {
             match arg.strip_prefix("--") {
@@ -97,21 +101,35 @@ impl Flags {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
-    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.pairs.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
         self.get(name)
-            .map(|v| v.parse::<T>().map_err(|_| format!("--{name} {v}: not a valid value")))
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|_| format!("--{name} {v}: not a valid value"))
+            })
             .transpose()
     }
 
     fn check_known(&self, known: &[&str]) -> Result<(), String> {
-        match self.pairs.iter().find(|(n, _)| !known.contains(&n.as_str())) {
+        match self
+            .pairs
+            .iter()
+            .find(|(n, _)| !known.contains(&n.as_str()))
+        {
             Some((n, _)) => Err(format!("unknown option --{n} (see genclip --help)")),
             None => Ok(()),
         }
@@ -133,7 +151,10 @@ fn cmd_bundle(flags: &Flags) -> Result<(), String> {
     // target/<profile>/genclip -> target/bundle
     let out = match flags.get("out") {
         Some(p) => PathBuf::from(p),
-        None => dir.parent().map(|t| t.join("bundle")).unwrap_or_else(|| PathBuf::from("bundle")),
+        None => dir
+            .parent()
+            .map(|t| t.join("bundle"))
+            .unwrap_or_else(|| PathBuf::from("bundle")),
     };
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let path = bundle::assemble(&library, &out).map_err(|e| e.to_string())?;
@@ -145,45 +166,87 @@ fn find_bundle(explicit: Option<&str>) -> Result<PathBuf, String> {
     match explicit {
         Some(p) => Ok(PathBuf::from(p)),
         None => Bundle::find_on_search_path(bundle::BUNDLE_NAME).ok_or_else(|| {
-            format!("no {} on OFX_PLUGIN_PATH or in /usr/OFX/Plugins: pass --bundle PATH", bundle::BUNDLE_NAME)
+            format!(
+                "no {} on OFX_PLUGIN_PATH or in /usr/OFX/Plugins: pass --bundle PATH",
+                bundle::BUNDLE_NAME
+            )
         }),
     }
 }
 
 fn cmd_describe(flags: &Flags) -> Result<(), String> {
     flags.check_known(&["bundle", "host-name"])?;
-    let path = find_bundle(flags.positional.first().map(String::as_str).or(flags.get("bundle")))?;
-    let mut options = HostOptions { echo_messages: false, ..HostOptions::default() };
+    let path = find_bundle(
+        flags
+            .positional
+            .first()
+            .map(String::as_str)
+            .or(flags.get("bundle")),
+    )?;
+    let mut options = HostOptions {
+        echo_messages: false,
+        ..HostOptions::default()
+    };
     if let Some(name) = flags.get("host-name") {
         options.host_name = name.to_string();
     }
     let host = Host::new(options);
     let bundle = Bundle::open(&path).map_err(|e| e.to_string())?;
     for info in bundle.plugins() {
-        println!("plugin {} {}.{} ({} v{})", info.identifier, info.version.0, info.version.1, info.api, info.api_version);
+        println!(
+            "plugin {} {}.{} ({} v{})",
+            info.identifier, info.version.0, info.version.1, info.api, info.api_version
+        );
     }
-    let plugin = host.load_plugin(&bundle, PLUGIN_IDENTIFIER).map_err(|e| e.to_string())?;
+    let plugin = host
+        .load_plugin(&bundle, PLUGIN_IDENTIFIER)
+        .map_err(|e| e.to_string())?;
     plugin.describe().map_err(|e| e.to_string())?;
     let props = plugin.descriptor_props();
-    for key in ["OfxPropLabel", "OfxImageEffectPluginPropGrouping", "OfxImageEffectPluginRenderThreadSafety", "OfxImageEffectPropSupportedPixelDepths"] {
+    for key in [
+        "OfxPropLabel",
+        "OfxImageEffectPluginPropGrouping",
+        "OfxImageEffectPluginRenderThreadSafety",
+        "OfxImageEffectPropSupportedPixelDepths",
+    ] {
         if let Some(v) = props.get(key) {
             println!("  {key}: {}", show(v));
         }
     }
     let contexts = plugin.supported_contexts();
-    println!("contexts: {}", contexts.iter().map(|c| c.trim_start_matches("OfxImageEffectContext")).collect::<Vec<_>>().join(", "));
+    println!(
+        "contexts: {}",
+        contexts
+            .iter()
+            .map(|c| c.trim_start_matches("OfxImageEffectContext"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     for context in &contexts {
-        let desc = plugin.describe_in_context(context).map_err(|e| e.to_string())?;
-        println!("\ncontext {}", context.trim_start_matches("OfxImageEffectContext"));
+        let desc = plugin
+            .describe_in_context(context)
+            .map_err(|e| e.to_string())?;
+        println!(
+            "\ncontext {}",
+            context.trim_start_matches("OfxImageEffectContext")
+        );
         for (clip, clip_props) in &desc.clips {
-            let comps = clip_props.get("OfxImageEffectPropSupportedComponents").map(show).unwrap_or_default();
+            let comps = clip_props
+                .get("OfxImageEffectPropSupportedComponents")
+                .map(show)
+                .unwrap_or_default();
             println!("  clip {clip}: {comps}");
         }
         for param in &desc.params {
             let p = &param.props;
             let get = |k: &str| p.get(k).map(show).unwrap_or_default();
             let kind = param.param_type.trim_start_matches("OfxParamType");
-            let mut line = format!("  {:<16} {:<10} \"{}\"", param.name, kind, get("OfxPropLabel"));
+            let mut line = format!(
+                "  {:<16} {:<10} \"{}\"",
+                param.name,
+                kind,
+                get("OfxPropLabel")
+            );
             if p.contains_key("OfxParamPropDefault") {
                 line += &format!(" default={}", get("OfxParamPropDefault"));
             }
@@ -236,9 +299,33 @@ impl Picture for Frame {
 }
 
 const RENDER_FLAGS: &[&str] = &[
-    "bundle", "out", "prompt", "prompt-b", "prompt-c", "prompt-d", "negative-prompt", "schedule", "model", "seed",
-    "steps", "guidance", "shift", "width", "height", "frames", "start", "fps", "key", "set", "format", "context",
-    "depth", "scale", "threads", "abort-after-ms", "host-name",
+    "bundle",
+    "out",
+    "prompt",
+    "prompt-b",
+    "prompt-c",
+    "prompt-d",
+    "negative-prompt",
+    "schedule",
+    "model",
+    "seed",
+    "steps",
+    "guidance",
+    "shift",
+    "width",
+    "height",
+    "frames",
+    "start",
+    "fps",
+    "key",
+    "set",
+    "format",
+    "context",
+    "depth",
+    "scale",
+    "threads",
+    "abort-after-ms",
+    "host-name",
 ];
 
 fn cmd_render(flags: &Flags) -> Result<(), String> {
@@ -250,9 +337,14 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
     if frames == 0 {
         return Err("--frames must be at least 1".into());
     }
-    let (width, height): (u32, u32) = (flags.parsed("width")?.unwrap_or(832), flags.parsed("height")?.unwrap_or(480));
+    let (width, height): (u32, u32) = (
+        flags.parsed("width")?.unwrap_or(832),
+        flags.parsed("height")?.unwrap_or(480),
+    );
     if width == 0 || height == 0 || width > 16384 || height > 16384 {
-        return Err(format!("--width/--height {width} x {height}: use 1 to 16384 pixels"));
+        return Err(format!(
+            "--width/--height {width} x {height}: use 1 to 16384 pixels"
+        ));
     }
     let format: FrameFormat = flags.get("format").unwrap_or("png16").parse()?;
     let depth = match flags.get("depth").unwrap_or("float") {
@@ -265,21 +357,29 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
         "generator" => "OfxImageEffectContextGenerator",
         "general" => "OfxImageEffectContextGeneral",
         "filter" => "OfxImageEffectContextFilter",
-        other => return Err(format!("--context {other}: use generator, general or filter")),
+        other => {
+            return Err(format!(
+                "--context {other}: use generator, general or filter"
+            ))
+        }
     };
     let scale: f64 = flags.parsed("scale")?.unwrap_or(1.0);
     if !(scale.is_finite() && scale > 0.0 && scale <= 1.0) {
         return Err("--scale must be in (0, 1]".into());
     }
     let threads: usize = flags.parsed::<usize>("threads")?.unwrap_or(1).max(1);
-    let native = RESOLUTIONS.iter().position(|(_, size)| *size == Some((width, height)));
+    let native = RESOLUTIONS
+        .iter()
+        .position(|(_, size)| *size == Some((width, height)));
 
     let range = (start as f64, (start + frames as i64 - 1) as f64);
     let mut options = HostOptions {
         project_size: (f64::from(width), f64::from(height)),
         frame_range: range,
         frame_rate: flags.parsed("fps")?.unwrap_or(16.0),
-        abort_after: flags.parsed::<u64>("abort-after-ms")?.map(Duration::from_millis),
+        abort_after: flags
+            .parsed::<u64>("abort-after-ms")?
+            .map(Duration::from_millis),
         ..HostOptions::default()
     };
     if let Some(name) = flags.get("host-name") {
@@ -287,7 +387,9 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
     }
     let host = Host::new(options);
     let bundle = Bundle::open(&path).map_err(|e| e.to_string())?;
-    let plugin = host.load_plugin(&bundle, PLUGIN_IDENTIFIER).map_err(|e| e.to_string())?;
+    let plugin = host
+        .load_plugin(&bundle, PLUGIN_IDENTIFIER)
+        .map_err(|e| e.to_string())?;
     plugin.describe().map_err(|e| e.to_string())?;
     let instance = Arc::new(plugin.create_instance(context).map_err(|e| e.to_string())?);
 
@@ -307,7 +409,12 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
             edits.push((param.into(), v.into()));
         }
     }
-    for (flag, param) in [("seed", names::SEED), ("steps", names::STEPS), ("guidance", names::GUIDANCE), ("shift", names::SHIFT)] {
+    for (flag, param) in [
+        ("seed", names::SEED),
+        ("steps", names::STEPS),
+        ("guidance", names::GUIDANCE),
+        ("shift", names::SHIFT),
+    ] {
         if let Some(v) = flags.get(flag) {
             edits.push((param.into(), v.into()));
         }
@@ -315,7 +422,9 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
     edits.push((names::RESOLUTION.into(), native.unwrap_or(0).to_string()));
     edits.push((names::DURATION.into(), frames.to_string()));
     for set in flags.all("set") {
-        let (n, v) = set.split_once('=').ok_or_else(|| format!("--set {set}: expected NAME=VALUE"))?;
+        let (n, v) = set
+            .split_once('=')
+            .ok_or_else(|| format!("--set {set}: expected NAME=VALUE"))?;
         edits.push((n.into(), v.into()));
     }
     for (name, value) in &edits {
@@ -323,16 +432,27 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
         instance.set_param(name, value).map_err(|e| e.to_string())?;
     }
     for key in flags.all("key") {
-        let (name, keys) = key.split_once('=').ok_or_else(|| format!("--key {key}: expected NAME=T:V,T:V"))?;
+        let (name, keys) = key
+            .split_once('=')
+            .ok_or_else(|| format!("--key {key}: expected NAME=T:V,T:V"))?;
         for pair in keys.split(',') {
-            let (t, v) = pair.split_once(':').ok_or_else(|| format!("--key {key}: expected T:V pairs"))?;
-            let t: f64 = t.trim().parse().map_err(|_| format!("--key {key}: {t} is not a time"))?;
-            instance.set_key(name, t, parse_param_value(name, v)?).map_err(|e| e.to_string())?;
+            let (t, v) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("--key {key}: expected T:V pairs"))?;
+            let t: f64 = t
+                .trim()
+                .parse()
+                .map_err(|_| format!("--key {key}: {t} is not a time"))?;
+            instance
+                .set_key(name, t, parse_param_value(name, v)?)
+                .map_err(|e| e.to_string())?;
         }
     }
 
     instance.clip_preferences().map_err(|e| e.to_string())?;
-    let rod = instance.region_of_definition(range.0, (scale, scale)).map_err(|e| e.to_string())?;
+    let rod = instance
+        .region_of_definition(range.0, (scale, scale))
+        .map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     eprintln!(
         "genclip: rendering {frames} frame(s) of {} x {} through {} ({threads} thread(s))",
@@ -342,7 +462,9 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
     );
 
     let started = Instant::now();
-    instance.begin_sequence(range, false, (scale, scale)).map_err(|e| e.to_string())?;
+    instance
+        .begin_sequence(range, false, (scale, scale))
+        .map_err(|e| e.to_string())?;
     let next = AtomicUsize::new(0);
     let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.min(frames))
@@ -359,24 +481,42 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
                         request.depth = depth;
                         request.components = Components::Rgba;
                         let image = instance.render(&request).map_err(|e| e.to_string())?;
-                        let file = out.join(format!("frame.{:04}.{}", start + i as i64, format.extension()));
-                        frame_files::write(&file, &Frame(image), format).map_err(|e| format!("{}: {e}", file.display()))?;
+                        let file = out.join(format!(
+                            "frame.{:04}.{}",
+                            start + i as i64,
+                            format.extension()
+                        ));
+                        frame_files::write(&file, &Frame(image), format)
+                            .map_err(|e| format!("{}: {e}", file.display()))?;
                     }
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err("a render thread panicked".into()))).collect()
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err("a render thread panicked".into()))
+            })
+            .collect()
     });
-    instance.end_sequence(range, false, (scale, scale)).map_err(|e| e.to_string())?;
+    instance
+        .end_sequence(range, false, (scale, scale))
+        .map_err(|e| e.to_string())?;
     results.into_iter().collect::<Result<Vec<()>, String>>()?;
-    eprintln!("genclip: wrote {frames} frame(s) to {} in {:.2} s", out.display(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "genclip: wrote {frames} frame(s) to {} in {:.2} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
     drop(instance);
     plugin.unload().map_err(|e| e.to_string())
 }
 
 /// A command-line value as the parameter's type wants it.
 fn parse_param_value(name: &str, value: &str) -> Result<ParamValue, String> {
-    let spec = genclip::effect::params::spec(name).ok_or_else(|| format!("GenClip has no parameter {name}"))?;
+    let spec = genclip::effect::params::spec(name)
+        .ok_or_else(|| format!("GenClip has no parameter {name}"))?;
     let bad = || format!("{name}: {value} is not a valid value");
     Ok(match spec.kind {
         Kind::Text { .. } => ParamValue::Str(value.to_string()),

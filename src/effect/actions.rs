@@ -19,15 +19,24 @@ pub struct Args {
 
 impl Args {
     pub fn input(&self) -> OfxResult<&PropSet> {
-        self.input.as_ref().ok_or_else(|| OfxError::new(kOfxStatErrBadHandle, "the action came without its inArgs"))
+        self.input.as_ref().ok_or_else(|| {
+            OfxError::new(kOfxStatErrBadHandle, "the action came without its inArgs")
+        })
     }
 
     pub fn output(&self) -> OfxResult<&PropSet> {
-        self.output.as_ref().ok_or_else(|| OfxError::new(kOfxStatErrBadHandle, "the action came without its outArgs"))
+        self.output.as_ref().ok_or_else(|| {
+            OfxError::new(kOfxStatErrBadHandle, "the action came without its outArgs")
+        })
     }
 }
 
-pub fn dispatch(action: &str, handle: *const c_void, in_args: OfxPropertySetHandle, out_args: OfxPropertySetHandle) -> OfxStatus {
+pub fn dispatch(
+    action: &str,
+    handle: *const c_void,
+    in_args: OfxPropertySetHandle,
+    out_args: OfxPropertySetHandle,
+) -> OfxStatus {
     let is = |name: &'static [u8]| action == s(name);
 
     if is(kOfxActionLoad) {
@@ -46,7 +55,10 @@ pub fn dispatch(action: &str, handle: *const c_void, in_args: OfxPropertySetHand
         Err(e) => return e.status,
     };
     let wrap = |h: OfxPropertySetHandle| (!h.is_null()).then(|| PropSet::new(h, suites.property));
-    let args = Args { input: wrap(in_args), output: wrap(out_args) };
+    let args = Args {
+        input: wrap(in_args),
+        output: wrap(out_args),
+    };
 
     if is(kOfxActionDescribe) {
         return status_of(describe::describe(&effect));
@@ -118,15 +130,25 @@ fn status_of(result: OfxResult<()>) -> OfxStatus {
 /// Like [`status_of`], and tells the user through the host's message suite.
 fn reported(effect: &Effect, result: OfxResult<()>) -> OfxStatus {
     if let Err(e) = &result {
-        message::post(effect.suites(), effect.handle().cast(), Severity::Error, "GenClip.error", &e.context);
+        message::post(
+            effect.suites(),
+            effect.handle().cast(),
+            Severity::Error,
+            "GenClip.error",
+            &e.context,
+        );
     }
     status_of(result)
 }
 
 fn describe_in_context(effect: &Effect, args: &Args) -> OfxResult<()> {
     let name = args.input()?.string(kOfxImageEffectPropContext, 0)?;
-    let context = Context::from_ofx(&name)
-        .ok_or_else(|| OfxError::new(kOfxStatErrUnsupported, format!("GenClip has no {name} context")))?;
+    let context = Context::from_ofx(&name).ok_or_else(|| {
+        OfxError::new(
+            kOfxStatErrUnsupported,
+            format!("GenClip has no {name} context"),
+        )
+    })?;
     describe::describe_in_context(effect, context)
 }
 

@@ -29,12 +29,20 @@ pub fn describe(effect: &Effect) -> OfxResult<()> {
     soft(p.set_string(kOfxImageEffectPluginPropGrouping, 0, "Image"));
     soft(p.set_strings(
         kOfxImageEffectPropSupportedContexts,
-        &[s(kOfxImageEffectContextGenerator), s(kOfxImageEffectContextGeneral), s(kOfxImageEffectContextFilter)],
+        &[
+            s(kOfxImageEffectContextGenerator),
+            s(kOfxImageEffectContextGeneral),
+            s(kOfxImageEffectContextFilter),
+        ],
     ));
     // Float first: it is what Resolve renders in.
     soft(p.set_strings(
         kOfxImageEffectPropSupportedPixelDepths,
-        &[s(kOfxBitDepthFloat), s(kOfxBitDepthShort), s(kOfxBitDepthByte)],
+        &[
+            s(kOfxBitDepthFloat),
+            s(kOfxBitDepthShort),
+            s(kOfxBitDepthByte),
+        ],
     ));
     soft(p.set_int(kOfxImageEffectPluginPropSingleInstance, 0, 0));
     soft(p.set_int(kOfxImageEffectPluginPropHostFrameThreading, 0, 0));
@@ -46,10 +54,18 @@ pub fn describe(effect: &Effect) -> OfxResult<()> {
     soft(p.set_int(kOfxImageEffectPluginPropFieldRenderTwiceAlways, 0, 0));
     // One instance's renders share its state (the clip it generates), so instance-safe: the
     // host may render different instances at once, and we lock within one.
-    soft(p.set_string(kOfxImageEffectPluginRenderThreadSafety, 0, s(kOfxImageEffectRenderInstanceSafe)));
+    soft(p.set_string(
+        kOfxImageEffectPluginRenderThreadSafety,
+        0,
+        s(kOfxImageEffectRenderInstanceSafe),
+    ));
     // The output size follows the Resolution parameter: ask the host to re-run clip
     // preferences when it changes.
-    soft(p.set_string(kOfxImageEffectPropClipPreferencesSlaveParam, 0, super::params::names::RESOLUTION));
+    soft(p.set_string(
+        kOfxImageEffectPropClipPreferencesSlaveParam,
+        0,
+        super::params::names::RESOLUTION,
+    ));
     Ok(())
 }
 
@@ -67,7 +83,10 @@ pub fn describe_in_context(effect: &Effect, context: Context) -> OfxResult<()> {
 }
 
 fn define_clip_formats(clip: &PropSet) {
-    soft(clip.set_strings(kOfxImageEffectPropSupportedComponents, &[s(kOfxImageComponentRGBA), s(kOfxImageComponentRGB)]));
+    soft(clip.set_strings(
+        kOfxImageEffectPropSupportedComponents,
+        &[s(kOfxImageComponentRGBA), s(kOfxImageComponentRGB)],
+    ));
     soft(clip.set_int(kOfxImageEffectPropSupportsTiles, 0, 0));
     soft(clip.set_int(kOfxImageClipPropIsMask, 0, 0));
 }
@@ -75,8 +94,14 @@ fn define_clip_formats(clip: &PropSet) {
 fn define_params(effect: &Effect) -> OfxResult<()> {
     let set = effect.param_set()?;
     let host = effect.suites().host_properties();
-    let strings_animate = host.int(kOfxParamHostPropSupportsStringAnimation, 0).unwrap_or(0) != 0;
-    let nuke_like = host.string(kOfxPropName, 0).map(|n| n.contains("nuke")).unwrap_or(false);
+    let strings_animate = host
+        .int(kOfxParamHostPropSupportsStringAnimation, 0)
+        .unwrap_or(0)
+        != 0;
+    let nuke_like = host
+        .string(kOfxPropName, 0)
+        .map(|n| n.contains("nuke"))
+        .unwrap_or(false);
 
     for spec in PARAMS {
         let props = match set.define(param_type(spec), spec.name) {
@@ -89,9 +114,15 @@ fn define_params(effect: &Effect) -> OfxResult<()> {
         describe_param(&props, spec, strings_animate, nuke_like);
     }
     for page in Page::ALL {
-        let Ok(props) = set.define(kOfxParamTypePage, page.name()) else { continue };
+        let Ok(props) = set.define(kOfxParamTypePage, page.name()) else {
+            continue;
+        };
         soft(props.set_string(kOfxPropLabel, 0, page.label()));
-        let children: Vec<&str> = PARAMS.iter().filter(|p| p.page == page).map(|p| p.name).collect();
+        let children: Vec<&str> = PARAMS
+            .iter()
+            .filter(|p| p.page == page)
+            .map(|p| p.name)
+            .collect();
         soft(props.set_strings(kOfxParamPropPageChild, &children));
     }
     Ok(())
@@ -124,25 +155,44 @@ fn describe_param(p: &PropSet, spec: &ParamSpec, strings_animate: bool, nuke_lik
             soft(p.set_string(kOfxParamPropDefault, 0, default));
             // Prompts animate only where the host really keys strings; weights are the
             // portable way to change prompts over time.
-            soft(p.set_int(kOfxParamPropAnimates, 0, i32::from(strings_animate && mode == TextMode::MultiLine)));
+            soft(p.set_int(
+                kOfxParamPropAnimates,
+                0,
+                i32::from(strings_animate && mode == TextMode::MultiLine),
+            ));
             if mode == TextMode::Label {
                 soft(p.set_int(kOfxParamPropEvaluateOnChange, 0, 0));
                 soft(p.set_int(kOfxParamPropPersistant, 0, 0));
                 soft(p.set_int(kOfxParamPropCanUndo, 0, 0));
             }
         }
-        Kind::Double { default, min, max, display, animates } => {
+        Kind::Double {
+            default,
+            min,
+            max,
+            display,
+            animates,
+        } => {
             soft(p.set_string(kOfxParamPropDoubleType, 0, s(kOfxParamDoubleTypePlain)));
             soft(p.set_double(kOfxParamPropDefault, 0, default));
             soft(p.set_double(kOfxParamPropMin, 0, min));
             soft(p.set_double(kOfxParamPropMax, 0, max));
             soft(p.set_double(kOfxParamPropDisplayMin, 0, display.0));
             soft(p.set_double(kOfxParamPropDisplayMax, 0, display.1));
-            soft(p.set_double(kOfxParamPropIncrement, 0, if max - min <= 1.0 { 0.01 } else { 0.1 }));
+            soft(p.set_double(
+                kOfxParamPropIncrement,
+                0,
+                if max - min <= 1.0 { 0.01 } else { 0.1 },
+            ));
             soft(p.set_int(kOfxParamPropDigits, 0, 2));
             soft(p.set_int(kOfxParamPropAnimates, 0, i32::from(animates)));
         }
-        Kind::Int { default, min, max, display } => {
+        Kind::Int {
+            default,
+            min,
+            max,
+            display,
+        } => {
             soft(p.set_int(kOfxParamPropDefault, 0, default));
             soft(p.set_int(kOfxParamPropMin, 0, min));
             soft(p.set_int(kOfxParamPropMax, 0, max));

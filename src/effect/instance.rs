@@ -57,8 +57,12 @@ static LIVE: Lazy<Mutex<HashSet<usize>>> = Lazy::new(|| Mutex::new(HashSet::new(
 pub fn create(effect: &Effect) -> OfxResult<()> {
     let props = effect.props()?;
     let context_name = props.string(kOfxImageEffectPropContext, 0)?;
-    let context = Context::from_ofx(&context_name)
-        .ok_or_else(|| OfxError::new(kOfxStatErrUnsupported, format!("GenClip has no {context_name} context")))?;
+    let context = Context::from_ofx(&context_name).ok_or_else(|| {
+        OfxError::new(
+            kOfxStatErrUnsupported,
+            format!("GenClip has no {context_name} context"),
+        )
+    })?;
     let set = effect.param_set()?;
     let mut handles = Vec::with_capacity(PARAMS.len());
     for spec in PARAMS {
@@ -72,15 +76,25 @@ pub fn create(effect: &Effect) -> OfxResult<()> {
         // host's clip length rules, so the control is hidden (on the instance, not declared
         // secret, so it can come back if the instance moves context).
         if spec.name == names::DURATION {
-            let _ = param_props.set_int(kOfxParamPropSecret, 0, i32::from(context != Context::General));
+            let _ = param_props.set_int(
+                kOfxParamPropSecret,
+                0,
+                i32::from(context != Context::General),
+            );
         }
         handles.push(param);
     }
-    let instance = Arc::new(Instance { context, params: handles, state: Mutex::new(ClipState::NotGenerated) });
+    let instance = Arc::new(Instance {
+        context,
+        params: handles,
+        state: Mutex::new(ClipState::NotGenerated),
+    });
     refresh_status(effect, &instance, 0.0);
 
     // Replace (and release) data a confused host left from an earlier create.
-    let old = props.pointer(kOfxPropInstanceData, 0).unwrap_or(std::ptr::null_mut());
+    let old = props
+        .pointer(kOfxPropInstanceData, 0)
+        .unwrap_or(std::ptr::null_mut());
     let raw = Arc::into_raw(instance) as *mut c_void;
     LIVE.lock().insert(raw as usize);
     if let Err(e) = props.set_pointer(kOfxPropInstanceData, 0, raw) {
@@ -112,7 +126,10 @@ pub fn get(effect: &Effect) -> OfxResult<Arc<Instance>> {
     let raw = effect.props()?.pointer(kOfxPropInstanceData, 0)?;
     let live = LIVE.lock();
     if raw.is_null() || !live.contains(&(raw as usize)) {
-        return Err(OfxError::new(kOfxStatErrBadHandle, "the effect has no GenClip instance (was it created?)"));
+        return Err(OfxError::new(
+            kOfxStatErrBadHandle,
+            "the effect has no GenClip instance (was it created?)",
+        ));
     }
     // SAFETY: the registry says the pointer is a live Arc<Instance>; the lock keeps a
     // concurrent destroy from releasing it until our count is taken.
@@ -137,7 +154,13 @@ pub fn changed(effect: &Effect, inst: &Arc<Instance>, args: &Args) -> OfxResult<
                 Some(problem) => problem,
                 None => "This GenClip build has no generation engine yet: the clip shows its slate until the engine arrives.".to_string(),
             };
-            message::post(effect.suites(), effect.handle().cast(), Severity::Warning, "GenClip.generate", &text);
+            message::post(
+                effect.suites(),
+                effect.handle().cast(),
+                Severity::Warning,
+                "GenClip.generate",
+                &text,
+            );
             *inst.state.lock() = ClipState::Error(text);
             write_status(inst);
             Ok(())
@@ -157,24 +180,32 @@ pub fn changed(effect: &Effect, inst: &Arc<Instance>, args: &Args) -> OfxResult<
 /// Re-checks the settings at `time` and shows the result in the Status line (and as a
 /// persistent message on hosts that have them).
 fn refresh_status(effect: &Effect, inst: &Instance, time: f64) {
-    let problem = Settings::read(inst, time).map(|s| s.problem()).unwrap_or_else(|e| Some(e.context));
+    let problem = Settings::read(inst, time)
+        .map(|s| s.problem())
+        .unwrap_or_else(|e| Some(e.context));
     let suites = effect.suites();
     let handle = effect.handle().cast();
     match &problem {
-        Some(text) => message::set_persistent(suites, handle, Severity::Warning, "GenClip.settings", text),
+        Some(text) => {
+            message::set_persistent(suites, handle, Severity::Warning, "GenClip.settings", text)
+        }
         None => message::clear_persistent(suites, handle),
     }
     {
         let mut state = inst.state.lock();
         if !matches!(*state, ClipState::Generating { .. }) {
-            *state = problem.map(ClipState::Error).unwrap_or(ClipState::NotGenerated);
+            *state = problem
+                .map(ClipState::Error)
+                .unwrap_or(ClipState::NotGenerated);
         }
     }
     write_status(inst);
 }
 
 fn write_status(inst: &Instance) {
-    let _ = inst.param(names::STATUS).set_string(&status_text(&inst.state()));
+    let _ = inst
+        .param(names::STATUS)
+        .set_string(&status_text(&inst.state()));
 }
 
 /// The one sentence the Status line and the slate show for a state.
@@ -191,7 +222,10 @@ fn random_seed() -> i32 {
     // two presses in the same instant still differ.
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     let mut x = nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);

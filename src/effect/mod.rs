@@ -12,7 +12,7 @@ pub mod slate;
 pub use entry::{OfxGetNumberOfPlugins, OfxGetPlugin, OfxSetHost};
 
 use crate::ofx::bindings::*;
-use crate::ofx::s;
+use crate::ofx::lookup;
 
 /// Reverse-domain identifier hosts store in projects: never change it.
 pub const PLUGIN_IDENTIFIER: &str = "org.genclip.GenClip";
@@ -35,14 +35,13 @@ pub enum Context {
 
 impl Context {
     pub fn from_ofx(name: &str) -> Option<Context> {
-        let table: [(&'static [u8], Context); 3] = [
-            (kOfxImageEffectContextGenerator, Context::Generator),
-            (kOfxImageEffectContextGeneral, Context::General),
-            (kOfxImageEffectContextFilter, Context::Filter),
-        ];
-        table
-            .into_iter()
-        .find(|(k, _)| s(k) == name)
-        .map(|(_, c)| c)
+        lookup(
+            &[
+                (kOfxImageEffectContextGenerator, Context::Generator),
+                (kOfxImageEffectContextGeneral, Context::General),
+                (kOfxImageEffectContextFilter, Context::Filter),
+            ],
+            name,
+        )
     }
 }

@@ -50,11 +50,30 @@ pub enum TextMode {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
-    Text { mode: TextMode, default: &'static str },
-    Double { default: f64, min: f64, max: f64, display: (f64, f64), animates: bool },
-    Int { default: i32, min: i32, max: i32, display: (i32, i32) },
-    Bool { default: bool },
-    Choice { options: &'static [&'static str], default: i32 },
+    Text {
+        mode: TextMode,
+        default: &'static str,
+    },
+    Double {
+        default: f64,
+        min: f64,
+        max: f64,
+        display: (f64, f64),
+        animates: bool,
+    },
+    Int {
+        default: i32,
+        min: i32,
+        max: i32,
+        display: (i32, i32),
+    },
+    Bool {
+        default: bool,
+    },
+    Choice {
+        options: &'static [&'static str],
+        default: i32,
+    },
     Button,
 }
 
@@ -113,23 +132,42 @@ const RESOLUTION_LABELS: &[&str] = &[
 ];
 
 pub const SAMPLERS: &[&str] = &["UniPC (model default)", "Flow-match Euler"];
-pub const FRAME_RATE_MODES: &[&str] = &["Host (conform to the timeline rate)", "Model native (one model frame per host frame)"];
+pub const FRAME_RATE_MODES: &[&str] = &[
+    "Host (conform to the timeline rate)",
+    "Model native (one model frame per host frame)",
+];
 pub const OUTPUT_TRANSFERS: &[&str] = &["sRGB / Rec.709 display", "Linear"];
 pub const QUALITIES: &[&str] = &["Final", "Preview (fewer steps, smaller size)"];
 
 const fn prompt(name: &'static str, label: &'static str, hint: &'static str) -> ParamSpec {
-    ParamSpec { name, label, hint, page: Page::Prompts, kind: Kind::Text { mode: TextMode::MultiLine, default: "" } }
+    ParamSpec {
+        name,
+        label,
+        hint,
+        page: Page::Prompts,
+        kind: Kind::Text {
+            mode: TextMode::MultiLine,
+            default: "",
+        },
+    }
 }
 
 const fn weight(name: &'static str, label: &'static str, default: f64) -> ParamSpec {
     ParamSpec {
         name,
         label,
-        hint: "How strongly this prompt slot steers the clip at this frame (0 = off). Keyframe the \
+        hint:
+            "How strongly this prompt slot steers the clip at this frame (0 = off). Keyframe the \
                weights to blend from one prompt to another over time; weights are normalised \
                over the slots that are on.",
         page: Page::Prompts,
-        kind: Kind::Double { default, min: 0.0, max: 1.0, display: (0.0, 1.0), animates: true },
+        kind: Kind::Double {
+            default,
+            min: 0.0,
+            max: 1.0,
+            display: (0.0, 1.0),
+            animates: true,
+        },
     }
 }
 
@@ -273,5 +311,8 @@ pub fn spec(name: &str) -> Option<&'static ParamSpec> {
 
 /// Index of a parameter in [`PARAMS`]; panics only on a name that is not in the table (a bug).
 pub fn index(name: &str) -> usize {
-    PARAMS.iter().position(|p| p.name == name).unwrap_or_else(|| panic!("no parameter named {name}"))
+    PARAMS
+        .iter()
+        .position(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no parameter named {name}"))
 }

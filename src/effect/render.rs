@@ -27,11 +27,23 @@ fn frame_rect(effect: &Effect, resolution: Option<(u32, u32)>) -> OfxResult<OfxR
         .filter(|p| p.is_finite() && *p > 0.0)
         .unwrap_or(1.0);
     let rect = match resolution {
-        Some((w, h)) => OfxRectD { x1: 0.0, y1: 0.0, x2: w as f64 * par, y2: h as f64 },
+        Some((w, h)) => OfxRectD {
+            x1: 0.0,
+            y1: 0.0,
+            x2: w as f64 * par,
+            y2: h as f64,
+        },
         None => {
             let [w, h] = props.doubles::<2>(kOfxImageEffectPropProjectSize)?;
-            let [x, y] = props.doubles::<2>(kOfxImageEffectPropProjectOffset).unwrap_or([0.0, 0.0]);
-            OfxRectD { x1: x, y1: y, x2: x + w, y2: y + h }
+            let [x, y] = props
+                .doubles::<2>(kOfxImageEffectPropProjectOffset)
+                .unwrap_or([0.0, 0.0]);
+            OfxRectD {
+                x1: x,
+                y1: y,
+                x2: x + w,
+                y2: y + h,
+            }
         }
     };
     let (w, h) = (rect.x2 - rect.x1, rect.y2 - rect.y1);
@@ -58,7 +70,10 @@ pub fn region_of_definition(effect: &Effect, inst: &Instance, args: &Args) -> Of
     let time = args.input()?.double(kOfxPropTime, 0)?;
     let settings = Settings::read(inst, time)?;
     let r = frame_rect(effect, settings.resolution)?;
-    args.output()?.set_doubles(kOfxImageEffectPropRegionOfDefinition, &[r.x1, r.y1, r.x2, r.y2])
+    args.output()?.set_doubles(
+        kOfxImageEffectPropRegionOfDefinition,
+        &[r.x1, r.y1, r.x2, r.y2],
+    )
 }
 
 pub fn clip_preferences(args: &Args) -> OfxResult<()> {
@@ -70,21 +85,36 @@ pub fn clip_preferences(args: &Args) -> OfxResult<()> {
 }
 
 pub fn time_domain(inst: &Instance, args: &Args) -> OfxResult<()> {
-    let frames = inst.param(super::params::names::DURATION).int_at(0.0)?.max(1);
-    args.output()?.set_doubles(kOfxImageEffectPropFrameRange, &[0.0, f64::from(frames - 1)])
+    let frames = inst
+        .param(super::params::names::DURATION)
+        .int_at(0.0)?
+        .max(1);
+    args.output()?
+        .set_doubles(kOfxImageEffectPropFrameRange, &[0.0, f64::from(frames - 1)])
 }
 
 pub fn render(effect: &Effect, inst: &Arc<Instance>, args: &Args) -> OfxResult<Outcome> {
     let input = args.input()?;
     let time = input.double(kOfxPropTime, 0)?;
     if !time.is_finite() {
-        return Err(OfxError::new(kOfxStatErrValue, format!("The host asked for frame {time}, which is not a time.")));
+        return Err(OfxError::new(
+            kOfxStatErrValue,
+            format!("The host asked for frame {time}, which is not a time."),
+        ));
     }
-    let scale = input.doubles::<2>(kOfxImageEffectPropRenderScale).unwrap_or([1.0, 1.0]);
+    let scale = input
+        .doubles::<2>(kOfxImageEffectPropRenderScale)
+        .unwrap_or([1.0, 1.0]);
     if !scale.iter().all(|s| s.is_finite() && *s > 0.0) {
-        return Err(OfxError::new(kOfxStatErrValue, format!("The host's render scale {scale:?} is not usable.")));
+        return Err(OfxError::new(
+            kOfxStatErrValue,
+            format!("The host's render scale {scale:?} is not usable."),
+        ));
     }
-    let thumbnail = input.int(kOfxImageEffectPropThumbnailRender, 0).unwrap_or(0) != 0;
+    let thumbnail = input
+        .int(kOfxImageEffectPropThumbnailRender, 0)
+        .unwrap_or(0)
+        != 0;
     let settings = Settings::read(inst, time)?;
     #[cfg(feature = "fault-injection")]
     if settings.prompts[0] == "genclip:fault:panic" {
@@ -136,7 +166,11 @@ fn encode(display: f32, transfer: Transfer) -> f32 {
 fn slate_content(state: &ClipState, settings: &Settings, time: f64, compact: bool) -> SlateContent {
     let (headline, tone, progress) = match state {
         ClipState::NotGenerated => ("NOT GENERATED".to_string(), Tone::Neutral, None),
-        ClipState::Generating { fraction } => (format!("GENERATING {:.0}%", fraction * 100.0), Tone::Busy, Some(*fraction)),
+        ClipState::Generating { fraction } => (
+            format!("GENERATING {:.0}%", fraction * 100.0),
+            Tone::Busy,
+            Some(*fraction),
+        ),
         ClipState::Error(_) => ("NEEDS ATTENTION".to_string(), Tone::Error, None),
     };
     let size = match settings.resolution {
@@ -148,7 +182,10 @@ fn slate_content(state: &ClipState, settings: &Settings, time: f64, compact: boo
         tone,
         detail: status_text(state),
         prompt: settings.leading_prompt().map(str::to_string),
-        footer: format!("frame {time}   {size}   seed {}   {} steps", settings.seed, settings.steps),
+        footer: format!(
+            "frame {time}   {size}   seed {}   {} steps",
+            settings.seed, settings.steps
+        ),
         progress,
         compact,
     }

@@ -65,7 +65,11 @@ impl Settings {
             model_folder: text(MODEL_FOLDER)?,
             resolution: RESOLUTIONS[resolution_index].1,
             duration: int(DURATION)?,
-            transfer: if transfer_index == 1 { Transfer::Linear } else { Transfer::Display },
+            transfer: if transfer_index == 1 {
+                Transfer::Linear
+            } else {
+                Transfer::Display
+            },
             preview: int(QUALITY)? == 1,
             auto_generate: inst.param(AUTO_GENERATE).bool_at(time)?,
         })
@@ -85,7 +89,8 @@ impl Settings {
     /// What stops a clip from being generated with these settings, as the sentence that
     /// tells the user what to do; `None` when nothing does.
     pub fn problem(&self) -> Option<String> {
-        let has_text = self.prompts.iter().any(|p| !p.trim().is_empty()) || !self.schedule.trim().is_empty();
+        let has_text =
+            self.prompts.iter().any(|p| !p.trim().is_empty()) || !self.schedule.trim().is_empty();
         if !has_text {
             return Some("No prompt yet: type what the clip should show in Prompt A.".into());
         }

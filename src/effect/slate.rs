@@ -93,7 +93,8 @@ fn wrap(text: &str, columns: usize, max_lines: usize) -> Vec<String> {
             lines.push(head);
             word = word.chars().skip(columns).collect();
         }
-        let needed = current.chars().count() + usize::from(!current.is_empty()) + word.chars().count();
+        let needed =
+            current.chars().count() + usize::from(!current.is_empty()) + word.chars().count();
         if needed > columns && !current.is_empty() {
             lines.push(std::mem::take(&mut current));
         }
@@ -122,7 +123,10 @@ impl Slate {
         let cell = 8.0 * dot;
         let columns = ((width * 0.86) / cell).floor().max(1.0) as usize;
 
-        let mut rows: Vec<(String, f64, [f32; 3])> = vec![("GenClip".into(), 2.0 * dot, TITLE), (String::new(), dot, DIM)];
+        let mut rows: Vec<(String, f64, [f32; 3])> = vec![
+            ("GenClip".into(), 2.0 * dot, TITLE),
+            (String::new(), dot, DIM),
+        ];
         rows.push((content.headline.clone(), dot, content.tone.colour()));
         let bar_row = rows.len();
         if !content.compact {
@@ -151,15 +155,35 @@ impl Slate {
             if i == bar_row {
                 if let Some(fraction) = content.progress.filter(|_| !content.compact) {
                     let w = (columns as f64 * cell).min(width * 0.6);
-                    bar = Some((((width - w) / 2.0).round(), top + 2.0 * dot, w, 4.0 * dot, fraction.clamp(0.0, 1.0)));
+                    bar = Some((
+                        ((width - w) / 2.0).round(),
+                        top + 2.0 * dot,
+                        w,
+                        4.0 * dot,
+                        fraction.clamp(0.0, 1.0),
+                    ));
                 }
             }
             let glyphs: Vec<[u8; 8]> = text.chars().map(glyph).collect();
-            let left = ((width - glyphs.len() as f64 * 8.0 * d) / 2.0).max(0.0).round();
-            lines.push(Line { glyphs, dot: d, left, top, colour });
+            let left = ((width - glyphs.len() as f64 * 8.0 * d) / 2.0)
+                .max(0.0)
+                .round();
+            lines.push(Line {
+                glyphs,
+                dot: d,
+                left,
+                top,
+                colour,
+            });
             top += 8.0 * d + line_gap;
         }
-        Slate { width, height, lines, border: dot, bar }
+        Slate {
+            width,
+            height,
+            lines,
+            border: dot,
+            bar,
+        }
     }
 
     /// The slate's colour at `(x, y_from_top)` in full-resolution pixels.
@@ -170,7 +194,9 @@ impl Slate {
                 continue;
             }
             let column = ((x - line.left) / size) as usize;
-            let Some(bits) = line.glyphs.get(column) else { continue };
+            let Some(bits) = line.glyphs.get(column) else {
+                continue;
+            };
             let gy = (((y_from_top - line.top) / line.dot) as usize).min(7);
             let gx = ((((x - line.left) % size) / line.dot) as usize).min(7);
             if bits[gy] >> gx & 1 == 1 {
@@ -179,15 +205,22 @@ impl Slate {
         }
         if let Some((left, top, w, h, fraction)) = self.bar {
             if x >= left && x < left + w && y_from_top >= top && y_from_top < top + h {
-                return if x < left + w * fraction { Tone::Busy.colour() } else { BAR_TRACK };
+                return if x < left + w * fraction {
+                    Tone::Busy.colour()
+                } else {
+                    BAR_TRACK
+                };
             }
         }
         // A thin frame at 5 % inside the edges: shows the frame's extent in a viewer.
         let (mx, my) = (self.width * 0.05, self.height * 0.05);
-        let on_vertical = (x - mx).abs() < self.border || (x - (self.width - mx)).abs() < self.border;
-        let on_horizontal = (y_from_top - my).abs() < self.border || (y_from_top - (self.height - my)).abs() < self.border;
+        let on_vertical =
+            (x - mx).abs() < self.border || (x - (self.width - mx)).abs() < self.border;
+        let on_horizontal = (y_from_top - my).abs() < self.border
+            || (y_from_top - (self.height - my)).abs() < self.border;
         let inside_x = x >= mx - self.border && x <= self.width - mx + self.border;
-        let inside_y = y_from_top >= my - self.border && y_from_top <= self.height - my + self.border;
+        let inside_y =
+            y_from_top >= my - self.border && y_from_top <= self.height - my + self.border;
         if (on_vertical && inside_y) || (on_horizontal && inside_x) {
             return BORDER;
         }
@@ -205,18 +238,28 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines.iter().all(|l| l.chars().count() <= 10), "{lines:?}");
         assert!(lines[2].ends_with("..."));
-        assert_eq!(wrap("abcdefghijklmnop", 6, 9), vec!["abcdef", "ghijkl", "mnop"]);
+        assert_eq!(
+            wrap("abcdefghijklmnop", 6, 9),
+            vec!["abcdef", "ghijkl", "mnop"]
+        );
     }
 
     #[test]
     fn text_is_drawn_in_the_line_colour() {
-        let content = SlateContent { headline: "ERROR".into(), tone: Tone::Error, ..Default::default() };
+        let content = SlateContent {
+            headline: "ERROR".into(),
+            tone: Tone::Error,
+            ..Default::default()
+        };
         let slate = Slate::layout(1920.0, 1080.0, &content);
         let headline = &slate.lines[2];
         let mut lit = 0;
         for gy in 0..8 {
             for gx in 0..8 * 5 {
-                let c = slate.colour_at(headline.left + (gx as f64 + 0.5) * headline.dot, headline.top + (gy as f64 + 0.5) * headline.dot);
+                let c = slate.colour_at(
+                    headline.left + (gx as f64 + 0.5) * headline.dot,
+                    headline.top + (gy as f64 + 0.5) * headline.dot,
+                );
                 if c == Tone::Error.colour() {
                     lit += 1;
                 }

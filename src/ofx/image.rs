@@ -7,7 +7,7 @@
 
 use super::bindings::*;
 use super::props::PropSet;
-use super::{s, OfxError, OfxResult};
+use super::{lookup, OfxError, OfxResult};
 
 /// Sample types an image can hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,12 +19,14 @@ pub enum Depth {
 
 impl Depth {
     pub fn from_ofx(name: &str) -> Option<Depth> {
-        match name {
-            _ if name == s(kOfxBitDepthByte) => Some(Depth::Byte),
-            _ if name == s(kOfxBitDepthShort) => Some(Depth::Short),
-            _ if name == s(kOfxBitDepthFloat) => Some(Depth::Float),
-            _ => None,
-        }
+        lookup(
+            &[
+                (kOfxBitDepthByte, Depth::Byte),
+                (kOfxBitDepthShort, Depth::Short),
+                (kOfxBitDepthFloat, Depth::Float),
+            ],
+            name,
+        )
     }
 
     pub fn bytes(self) -> usize {
@@ -45,11 +47,13 @@ pub enum Components {
 
 impl Components {
     pub fn from_ofx(name: &str) -> Option<Components> {
-        match name {
-            _ if name == s(kOfxImageComponentRGBA) => Some(Components::Rgba),
-            _ if name == s(kOfxImageComponentRGB) => Some(Components::Rgb),
-            _ => None,
-        }
+        lookup(
+            &[
+                (kOfxImageComponentRGBA, Components::Rgba),
+                (kOfxImageComponentRGB, Components::Rgb),
+            ],
+            name,
+        )
     }
 
     pub fn count(self) -> usize {
@@ -94,19 +98,36 @@ impl Image {
         image.bounds = OfxRectI { x1, y1, x2, y2 };
         image.row_bytes = props.int(kOfxImagePropRowBytes, 0)? as isize;
         let depth = props.string(kOfxImageEffectPropPixelDepth, 0)?;
-        image.depth = Depth::from_ofx(&depth)
-            .ok_or_else(|| OfxError::new(kOfxStatErrImageFormat, format!("GenClip cannot write {depth} images")))?;
+        image.depth = Depth::from_ofx(&depth).ok_or_else(|| {
+            OfxError::new(
+                kOfxStatErrImageFormat,
+                format!("GenClip cannot write {depth} images"),
+            )
+        })?;
         let comps = props.string(kOfxImageEffectPropComponents, 0)?;
-        image.components = Components::from_ofx(&comps)
-            .ok_or_else(|| OfxError::new(kOfxStatErrImageFormat, format!("GenClip cannot write {comps} images")))?;
-        image.render_scale = props.doubles::<2>(kOfxImageEffectPropRenderScale).unwrap_or([1.0, 1.0]);
-        image.pixel_aspect_ratio = props.double(kOfxImagePropPixelAspectRatio, 0).unwrap_or(1.0);
+        image.components = Components::from_ofx(&comps).ok_or_else(|| {
+            OfxError::new(
+                kOfxStatErrImageFormat,
+                format!("GenClip cannot write {comps} images"),
+            )
+        })?;
+        image.render_scale = props
+            .doubles::<2>(kOfxImageEffectPropRenderScale)
+            .unwrap_or([1.0, 1.0]);
+        image.pixel_aspect_ratio = props
+            .double(kOfxImagePropPixelAspectRatio, 0)
+            .unwrap_or(1.0);
         image.validate()?;
         Ok(image)
     }
 
     fn validate(&self) -> OfxResult<()> {
-        let bad = |why: &str| Err(OfxError::new(kOfxStatErrImageFormat, format!("the host's image is unusable: {why}")));
+        let bad = |why: &str| {
+            Err(OfxError::new(
+                kOfxStatErrImageFormat,
+                format!("the host's image is unusable: {why}"),
+            ))
+        };
         if self.data.is_null() {
             return bad("no pixel data");
         }
@@ -139,7 +160,9 @@ impl Image {
         (0..self.height()).map(move |i| {
             // SAFETY: the host promises `height` rows of at least `row_len` bytes at
             // `data + i * rowBytes` (validated above); each row is handed out once.
-            let row = unsafe { std::slice::from_raw_parts_mut(data.offset(i as isize * row_bytes), row_len) };
+            let row = unsafe {
+                std::slice::from_raw_parts_mut(data.offset(i as isize * row_bytes), row_len)
+            };
             (y1 + i as i32, row)
         })
     }

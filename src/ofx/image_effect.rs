@@ -19,16 +19,28 @@ pub struct Effect {
 }
 
 fn missing(what: &str) -> OfxError {
-    OfxError::new(kOfxStatErrMissingHostFeature, format!("image effect suite lacks {what}"))
+    OfxError::new(
+        kOfxStatErrMissingHostFeature,
+        format!("image effect suite lacks {what}"),
+    )
 }
 
 impl Effect {
     /// Wraps the `handle` argument of an action; null is a bad handle.
-    pub fn from_action_handle(handle: *const std::ffi::c_void, suites: Arc<HostSuites>) -> OfxResult<Self> {
+    pub fn from_action_handle(
+        handle: *const std::ffi::c_void,
+        suites: Arc<HostSuites>,
+    ) -> OfxResult<Self> {
         if handle.is_null() {
-            return Err(OfxError::new(kOfxStatErrBadHandle, "the action came with a null effect handle"));
+            return Err(OfxError::new(
+                kOfxStatErrBadHandle,
+                "the action came with a null effect handle",
+            ));
         }
-        Ok(Effect { handle: handle as OfxImageEffectHandle, suites })
+        Ok(Effect {
+            handle: handle as OfxImageEffectHandle,
+            suites,
+        })
     }
 
     pub fn suites(&self) -> &Arc<HostSuites> {
@@ -40,13 +52,21 @@ impl Effect {
     }
 
     pub fn props(&self) -> OfxResult<PropSet> {
-        let f = self.suites.image_effect.getPropertySet.ok_or_else(|| missing("getPropertySet"))?;
+        let f = self
+            .suites
+            .image_effect
+            .getPropertySet
+            .ok_or_else(|| missing("getPropertySet"))?;
         let mut props = ptr::null_mut();
         // SAFETY: the host validates (or trusts) its own handle and writes a property handle.
         let st = unsafe { f(self.handle, &mut props) };
         if st != kOfxStatOK || props.is_null() {
             return Err(OfxError::new(
-                if st == kOfxStatOK { kOfxStatErrBadHandle } else { st },
+                if st == kOfxStatOK {
+                    kOfxStatErrBadHandle
+                } else {
+                    st
+                },
                 "read the effect's properties",
             ));
         }
@@ -54,7 +74,11 @@ impl Effect {
     }
 
     pub fn param_set(&self) -> OfxResult<ParamSet> {
-        let f = self.suites.image_effect.getParamSet.ok_or_else(|| missing("getParamSet"))?;
+        let f = self
+            .suites
+            .image_effect
+            .getParamSet
+            .ok_or_else(|| missing("getParamSet"))?;
         let mut set = ptr::null_mut();
         // SAFETY: as above, for the parameter set handle.
         let st = unsafe { f(self.handle, &mut set) };
@@ -66,7 +90,11 @@ impl Effect {
 
     /// Declares a clip in a describe-in-context action.
     pub fn define_clip(&self, name: &'static [u8]) -> OfxResult<PropSet> {
-        let f = self.suites.image_effect.clipDefine.ok_or_else(|| missing("clipDefine"))?;
+        let f = self
+            .suites
+            .image_effect
+            .clipDefine
+            .ok_or_else(|| missing("clipDefine"))?;
         let mut props = ptr::null_mut();
         // SAFETY: the host copies the clip name and writes a property handle.
         let st = unsafe { f(self.handle, c(name), &mut props) };
@@ -77,7 +105,11 @@ impl Effect {
     }
 
     pub fn clip(&self, name: &str) -> OfxResult<Clip> {
-        let f = self.suites.image_effect.clipGetHandle.ok_or_else(|| missing("clipGetHandle"))?;
+        let f = self
+            .suites
+            .image_effect
+            .clipGetHandle
+            .ok_or_else(|| missing("clipGetHandle"))?;
         let cname = CString::new(name).map_err(|_| OfxError::failed("clip name has a NUL"))?;
         let mut clip = ptr::null_mut();
         let mut props = ptr::null_mut();
@@ -86,7 +118,11 @@ impl Effect {
         if st != kOfxStatOK || clip.is_null() {
             return Err(OfxError::new(st, format!("clip {name} is missing")));
         }
-        Ok(Clip { handle: clip, suites: self.suites.clone(), name: name.to_string() })
+        Ok(Clip {
+            handle: clip,
+            suites: self.suites.clone(),
+            name: name.to_string(),
+        })
     }
 
     /// Whether the host wants the current action to stop (polled during long work).
@@ -110,7 +146,11 @@ impl Clip {
     /// The clip's image at `time` (for the output clip: the buffer to render into). The image
     /// is released when the returned value is dropped.
     pub fn image(&self, time: f64) -> OfxResult<Image> {
-        let f = self.suites.image_effect.clipGetImage.ok_or_else(|| missing("clipGetImage"))?;
+        let f = self
+            .suites
+            .image_effect
+            .clipGetImage
+            .ok_or_else(|| missing("clipGetImage"))?;
         let mut props = ptr::null_mut();
         // SAFETY: a null region asks for the whole image; the host writes an image handle.
         let st = unsafe { f(self.handle, time, ptr::null(), &mut props) };
@@ -120,6 +160,9 @@ impl Clip {
                 format!("the host gave no {} image at frame {time}", self.name),
             ));
         }
-        Image::from_host(PropSet::new(props, self.suites.property), self.suites.image_effect.clipReleaseImage)
+        Image::from_host(
+            PropSet::new(props, self.suites.property),
+            self.suites.image_effect.clipReleaseImage,
+        )
     }
 }

@@ -38,20 +38,46 @@ pub fn post(suites: &HostSuites, handle: *mut c_void, severity: Severity, id: &s
     // SAFETY: printf-style call with one "%s" and one C string argument.
     unsafe {
         if let Some(f) = suites.message_v2.and_then(|m| m.message) {
-            f(handle, c(severity.ofx()), id.as_ptr(), c(fmt), text.as_ptr());
+            f(
+                handle,
+                c(severity.ofx()),
+                id.as_ptr(),
+                c(fmt),
+                text.as_ptr(),
+            );
         } else if let Some(f) = suites.message_v1.and_then(|m| m.message) {
-            f(handle, c(severity.ofx()), id.as_ptr(), c(fmt), text.as_ptr());
+            f(
+                handle,
+                c(severity.ofx()),
+                id.as_ptr(),
+                c(fmt),
+                text.as_ptr(),
+            );
         }
     }
 }
 
 /// Shows a message that stays on the instance until cleared (v2 hosts), or posts it once.
-pub fn set_persistent(suites: &HostSuites, handle: *mut c_void, severity: Severity, id: &str, text: &str) {
+pub fn set_persistent(
+    suites: &HostSuites,
+    handle: *mut c_void,
+    severity: Severity,
+    id: &str,
+    text: &str,
+) {
     match suites.message_v2.and_then(|m| m.setPersistentMessage) {
         Some(f) => {
             let (id, text) = (c_text(id), c_text(text));
             // SAFETY: as in `post`.
-            unsafe { f(handle, c(severity.ofx()), id.as_ptr(), c(b"%s\0"), text.as_ptr()) };
+            unsafe {
+                f(
+                    handle,
+                    c(severity.ofx()),
+                    id.as_ptr(),
+                    c(b"%s\0"),
+                    text.as_ptr(),
+                )
+            };
         }
         None => post(suites, handle, severity, id, text),
     }
@@ -72,7 +98,12 @@ pub struct Progress<'a> {
 }
 
 impl<'a> Progress<'a> {
-    pub fn start(suites: &'a HostSuites, handle: *mut c_void, label: &str, id: &str) -> Progress<'a> {
+    pub fn start(
+        suites: &'a HostSuites,
+        handle: *mut c_void,
+        label: &str,
+        id: &str,
+    ) -> Progress<'a> {
         let (label, id) = (c_text(label), c_text(id));
         // SAFETY: plain calls with C strings that outlive them.
         let started = unsafe {
@@ -84,7 +115,11 @@ impl<'a> Progress<'a> {
                 false
             }
         };
-        Progress { suites, handle, started }
+        Progress {
+            suites,
+            handle,
+            started,
+        }
     }
 
     /// Reports `fraction` done; `Ok(false)` when the user asked to stop.

@@ -32,6 +32,11 @@ pub fn s(name: &'static [u8]) -> &'static str {
         .unwrap_or("")
 }
 
+/// The value paired with the OpenFX string `name` in `table` (contexts, depths, layouts).
+pub fn lookup<T: Copy>(table: &[(&'static [u8], T)], name: &str) -> Option<T> {
+    table.iter().find(|(k, _)| s(k) == name).map(|&(_, v)| v)
+}
+
 /// Copies a host-owned C string at once: the host may free or reuse it after the call.
 ///
 /// # Safety

@@ -34,7 +34,10 @@ unsafe impl Send for Param {}
 unsafe impl Sync for Param {}
 
 fn missing(what: &str) -> OfxError {
-    OfxError::new(kOfxStatErrMissingHostFeature, format!("parameter suite lacks {what}"))
+    OfxError::new(
+        kOfxStatErrMissingHostFeature,
+        format!("parameter suite lacks {what}"),
+    )
 }
 
 impl ParamSet {
@@ -43,13 +46,20 @@ impl ParamSet {
         suite: &'static OfxParameterSuiteV1,
         props: &'static OfxPropertySuiteV1,
     ) -> Self {
-        ParamSet { handle, suite, props }
+        ParamSet {
+            handle,
+            suite,
+            props,
+        }
     }
 
     /// Defines a parameter of `param_type` (a `kOfxParamType*` constant); returns its
     /// descriptor properties for the caller to fill in.
     pub fn define(&self, param_type: &'static [u8], name: &str) -> OfxResult<PropSet> {
-        let f = self.suite.paramDefine.ok_or_else(|| missing("paramDefine"))?;
+        let f = self
+            .suite
+            .paramDefine
+            .ok_or_else(|| missing("paramDefine"))?;
         let cname = CString::new(name).map_err(|_| OfxError::failed("parameter name has a NUL"))?;
         let mut props = ptr::null_mut();
         // SAFETY: the host copies the name and writes a property handle.
@@ -62,7 +72,10 @@ impl ParamSet {
 
     /// Looks up an instance parameter and checks its type against `expected_type`.
     pub fn param(&self, name: &str, expected_type: &'static [u8]) -> OfxResult<(Param, PropSet)> {
-        let f = self.suite.paramGetHandle.ok_or_else(|| missing("paramGetHandle"))?;
+        let f = self
+            .suite
+            .paramGetHandle
+            .ok_or_else(|| missing("paramGetHandle"))?;
         let cname = CString::new(name).map_err(|_| OfxError::failed("parameter name has a NUL"))?;
         let mut handle = ptr::null_mut();
         let mut props = ptr::null_mut();
@@ -80,7 +93,12 @@ impl ParamSet {
                 format!("parameter {name} has type {param_type}, expected {expected}"),
             ));
         }
-        let param = Param { handle, suite: self.suite, name: name.to_string(), param_type };
+        let param = Param {
+            handle,
+            suite: self.suite,
+            name: name.to_string(),
+            param_type,
+        };
         Ok((param, props))
     }
 }
@@ -96,7 +114,10 @@ impl Param {
         } else {
             Err(OfxError::new(
                 kOfxStatErrValue,
-                format!("parameter {} is a {}, not the type asked for", self.name, self.param_type),
+                format!(
+                    "parameter {} is a {}, not the type asked for",
+                    self.name, self.param_type
+                ),
             ))
         }
     }
@@ -105,14 +126,24 @@ impl Param {
         if status == kOfxStatOK {
             Ok(())
         } else {
-            Err(OfxError::new(status, format!("{verb} parameter {}", self.name)))
+            Err(OfxError::new(
+                status,
+                format!("{verb} parameter {}", self.name),
+            ))
         }
     }
 
     /// Integer, boolean and choice parameters at `time`.
     pub fn int_at(&self, time: f64) -> OfxResult<i32> {
-        self.expect(&[kOfxParamTypeInteger, kOfxParamTypeBoolean, kOfxParamTypeChoice])?;
-        let f = self.suite.paramGetValueAtTime.ok_or_else(|| missing("paramGetValueAtTime"))?;
+        self.expect(&[
+            kOfxParamTypeInteger,
+            kOfxParamTypeBoolean,
+            kOfxParamTypeChoice,
+        ])?;
+        let f = self
+            .suite
+            .paramGetValueAtTime
+            .ok_or_else(|| missing("paramGetValueAtTime"))?;
         let mut v: i32 = 0;
         // SAFETY: these parameter types take one `int *` after the time.
         let st = unsafe { f(self.handle, time, &mut v as *mut i32) };
@@ -126,7 +157,10 @@ impl Param {
     /// Double parameters at `time`.
     pub fn double_at(&self, time: f64) -> OfxResult<f64> {
         self.expect(&[kOfxParamTypeDouble])?;
-        let f = self.suite.paramGetValueAtTime.ok_or_else(|| missing("paramGetValueAtTime"))?;
+        let f = self
+            .suite
+            .paramGetValueAtTime
+            .ok_or_else(|| missing("paramGetValueAtTime"))?;
         let mut v: f64 = 0.0;
         // SAFETY: a double parameter takes one `double *` after the time.
         let st = unsafe { f(self.handle, time, &mut v as *mut f64) };
@@ -136,7 +170,10 @@ impl Param {
     /// String parameters at `time`; the host's string is copied at once.
     pub fn string_at(&self, time: f64) -> OfxResult<String> {
         self.expect(&[kOfxParamTypeString])?;
-        let f = self.suite.paramGetValueAtTime.ok_or_else(|| missing("paramGetValueAtTime"))?;
+        let f = self
+            .suite
+            .paramGetValueAtTime
+            .ok_or_else(|| missing("paramGetValueAtTime"))?;
         let mut v: *mut c_char = ptr::null_mut();
         // SAFETY: a string parameter takes one `char **` after the time.
         let st = unsafe { f(self.handle, time, &mut v as *mut *mut c_char) };
@@ -147,8 +184,15 @@ impl Param {
 
     /// Sets an integer (or boolean/choice) parameter; only legal outside render actions.
     pub fn set_int(&self, value: i32) -> OfxResult<()> {
-        self.expect(&[kOfxParamTypeInteger, kOfxParamTypeBoolean, kOfxParamTypeChoice])?;
-        let f = self.suite.paramSetValue.ok_or_else(|| missing("paramSetValue"))?;
+        self.expect(&[
+            kOfxParamTypeInteger,
+            kOfxParamTypeBoolean,
+            kOfxParamTypeChoice,
+        ])?;
+        let f = self
+            .suite
+            .paramSetValue
+            .ok_or_else(|| missing("paramSetValue"))?;
         // SAFETY: these parameter types take one `int` value.
         let st = unsafe { f(self.handle, value) };
         self.result(st, "set")
@@ -157,7 +201,10 @@ impl Param {
     /// Sets a string parameter; only legal outside render actions.
     pub fn set_string(&self, value: &str) -> OfxResult<()> {
         self.expect(&[kOfxParamTypeString])?;
-        let f = self.suite.paramSetValue.ok_or_else(|| missing("paramSetValue"))?;
+        let f = self
+            .suite
+            .paramSetValue
+            .ok_or_else(|| missing("paramSetValue"))?;
         let value = CString::new(value.replace('\0', " ")).unwrap_or_default();
         // SAFETY: a string parameter takes one `const char *`; the host copies it.
         let st = unsafe { f(self.handle, value.as_ptr()) };

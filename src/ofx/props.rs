@@ -15,7 +15,10 @@ pub struct PropSet {
 macro_rules! suite_fn {
     ($self:ident . $f:ident) => {
         $self.suite.$f.ok_or_else(|| {
-            OfxError::new(kOfxStatErrMissingHostFeature, format!("property suite lacks {}", stringify!($f)))
+            OfxError::new(
+                kOfxStatErrMissingHostFeature,
+                format!("property suite lacks {}", stringify!($f)),
+            )
         })?
     };
 }
@@ -37,7 +40,10 @@ impl PropSet {
         if status == kOfxStatOK {
             Ok(())
         } else {
-            Err(OfxError::new(status, format!("{verb} property {}", s(name))))
+            Err(OfxError::new(
+                status,
+                format!("{verb} property {}", s(name)),
+            ))
         }
     }
 
@@ -84,7 +90,12 @@ impl PropSet {
         self.result(st, "set", name)
     }
 
-    pub fn set_pointer(&self, name: &'static [u8], index: i32, value: *mut c_void) -> OfxResult<()> {
+    pub fn set_pointer(
+        &self,
+        name: &'static [u8],
+        index: i32,
+        value: *mut c_void,
+    ) -> OfxResult<()> {
         let f = suite_fn!(self.propSetPointer);
         // SAFETY: the host stores the pointer value only.
         let st = unsafe { f(self.handle, c(name), index, value) };
@@ -157,6 +168,8 @@ impl PropSet {
 
     /// All values of a string property (e.g. a list of supported contexts).
     pub fn strings(&self, name: &'static [u8]) -> OfxResult<Vec<String>> {
-        (0..self.dimension(name)?).map(|i| self.string(name, i)).collect()
+        (0..self.dimension(name)?)
+            .map(|i| self.string(name, i))
+            .collect()
     }
 }

@@ -16,7 +16,10 @@ pub type OfxResult<T> = Result<T, OfxError>;
 
 impl OfxError {
     pub fn new(status: OfxStatus, context: impl Into<String>) -> Self {
-        OfxError { status, context: context.into() }
+        OfxError {
+            status,
+            context: context.into(),
+        }
     }
 
     /// An error of our own making (bad input, inconsistent host), reported as kOfxStatFailed.

@@ -35,15 +35,17 @@ pub fn set_host(host: *const OfxHost) {
 
 /// Fetches the suites from the remembered host (the load action).
 pub fn fetch_suites() -> OfxResult<()> {
-    let host = HOST_POINTER
-        .read()
-        .ok_or_else(|| OfxError::new(kOfxStatErrMissingHostFeature, "the host never called setHost"))?
-        as *const OfxHost;
+    let host = HOST_POINTER.read().ok_or_else(|| {
+        OfxError::new(
+            kOfxStatErrMissingHostFeature,
+            "the host never called setHost",
+        )
+    })? as *const OfxHost;
     // SAFETY: the host keeps its OfxHost alive while the plugin is loaded.
     let host = unsafe { &*host };
-    let fetch = host
-        .fetchSuite
-        .ok_or_else(|| OfxError::new(kOfxStatErrMissingHostFeature, "the host has no fetchSuite"))?;
+    let fetch = host.fetchSuite.ok_or_else(|| {
+        OfxError::new(kOfxStatErrMissingHostFeature, "the host has no fetchSuite")
+    })?;
     let get = |name: &'static [u8], version: i32| -> *const std::ffi::c_void {
         // SAFETY: fetchSuite takes the host property handle, a suite name and a version.
         unsafe { fetch(host.host, c(name), version) }
@@ -52,7 +54,10 @@ pub fn fetch_suites() -> OfxResult<()> {
     let required = |name: &'static [u8], what: &str| {
         let ptr = get(name, 1);
         if ptr.is_null() {
-            Err(OfxError::new(kOfxStatErrMissingHostFeature, format!("the host lacks the {what} suite")))
+            Err(OfxError::new(
+                kOfxStatErrMissingHostFeature,
+                format!("the host lacks the {what} suite"),
+            ))
         } else {
             Ok(ptr)
         }
@@ -62,7 +67,8 @@ pub fn fetch_suites() -> OfxResult<()> {
         HostSuites {
             host_props: host.host,
             property: &*(required(kOfxPropertySuite, "property")? as *const OfxPropertySuiteV1),
-            image_effect: &*(required(kOfxImageEffectSuite, "image effect")? as *const OfxImageEffectSuiteV1),
+            image_effect: &*(required(kOfxImageEffectSuite, "image effect")?
+                as *const OfxImageEffectSuiteV1),
             param: &*(required(kOfxParameterSuite, "parameter")? as *const OfxParameterSuiteV1),
             message_v2: (optional(kOfxMessageSuite, 2) as *const OfxMessageSuiteV2).as_ref(),
             message_v1: (optional(kOfxMessageSuite, 1) as *const OfxMessageSuiteV1).as_ref(),
