@@ -209,3 +209,41 @@ fn hosts_without_message_or_progress_suites_are_served() {
     drop(instance);
     plugin.unload().unwrap();
 }
+
+#[test]
+fn a_parameter_of_the_wrong_type_is_refused_not_written_through() {
+    let _g = serial();
+    // The host hands out "seed" as a double and "promptA" as an integer: reading them with
+    // the pointer types GenClip declared would write through the wrong type.
+    let overrides = vec![
+        ("seed".to_string(), "OfxParamTypeDouble".to_string()),
+        ("promptA".to_string(), "OfxParamTypeInteger".to_string()),
+    ];
+    let options = HostOptions {
+        param_type_overrides: overrides,
+        ..quiet_options()
+    };
+    let (host, plugin) = load(options);
+    let err = match plugin.create_instance(GENERATOR) {
+        Err(err) => err,
+        Ok(_) => panic!("an instance with mistyped parameters must not be created"),
+    };
+    assert_ne!(err.status, OK);
+    let said = host
+        .messages()
+        .iter()
+        .map(|m| m.text.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        said.contains(
+            "parameter promptA has type OfxParamTypeInteger, expected OfxParamTypeString"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("remove the effect and add it again"),
+        "{said}"
+    );
+    plugin.unload().unwrap();
+}

@@ -373,7 +373,10 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
         .position(|(_, size)| *size == Some((width, height)));
 
     let range = (start as f64, (start + frames as i64 - 1) as f64);
+    // Settings warnings come and go while the flags are applied one by one; the final Status
+    // is printed at the end, and render errors carry what the plugin posted.
     let mut options = HostOptions {
+        echo_messages: false,
         project_size: (f64::from(width), f64::from(height)),
         frame_range: range,
         frame_rate: flags.parsed("fps")?.unwrap_or(16.0),
@@ -509,6 +512,9 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
         out.display(),
         started.elapsed().as_secs_f64()
     );
+    if let Ok(ParamValue::Str(status)) = instance.param_value(names::STATUS, range.0) {
+        eprintln!("genclip: status: {status}");
+    }
     drop(instance);
     plugin.unload().map_err(|e| e.to_string())
 }

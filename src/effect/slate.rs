@@ -118,8 +118,8 @@ fn wrap(text: &str, columns: usize, max_lines: usize) -> Vec<String> {
 
 impl Slate {
     pub fn layout(width: f64, height: f64, content: &SlateContent) -> Slate {
-        // One font dot per 270th of the height: 4 px dots (32 px letters) at 1080 lines.
-        let dot = (height / 270.0).floor().max(1.0);
+        // One font dot per 240th of the height: 16 px letters at 480 lines, 32 px at 1080.
+        let dot = (height / 240.0).floor().max(1.0);
         let cell = 8.0 * dot;
         let columns = ((width * 0.86) / cell).floor().max(1.0) as usize;
 
@@ -130,9 +130,8 @@ impl Slate {
         rows.push((content.headline.clone(), dot, content.tone.colour()));
         let bar_row = rows.len();
         if !content.compact {
-            if content.progress.is_some() {
-                rows.push((String::new(), dot, DIM));
-            }
+            // A blank row under the headline (the progress bar sits in it while generating).
+            rows.push((String::new(), dot, DIM));
             for line in wrap(&content.detail, columns, 4) {
                 rows.push((line, dot, DETAIL));
             }
@@ -154,6 +153,7 @@ impl Slate {
         for (i, (text, d, colour)) in rows.into_iter().enumerate() {
             if i == bar_row {
                 if let Some(fraction) = content.progress.filter(|_| !content.compact) {
+                    // Centred in the blank row.
                     let w = (columns as f64 * cell).min(width * 0.6);
                     bar = Some((
                         ((width - w) / 2.0).round(),
@@ -268,5 +268,30 @@ mod tests {
         // "ERROR" in an 8x8 font lights a good share of its 320 dots.
         assert!(lit > 60, "{lit} dots lit");
         assert_eq!(slate.colour_at(1.0, 540.0), BACKGROUND);
+    }
+
+    #[test]
+    fn progress_shows_as_a_bar_filled_to_the_fraction() {
+        let content = SlateContent {
+            headline: "GENERATING 25%".into(),
+            tone: Tone::Busy,
+            progress: Some(0.25),
+            ..Default::default()
+        };
+        let slate = Slate::layout(1280.0, 720.0, &content);
+        let (left, top, w, h, fraction) = slate.bar.expect("a progress bar");
+        assert_eq!(fraction, 0.25);
+        let y = top + h / 2.0;
+        assert_eq!(slate.colour_at(left + 0.1 * w, y), Tone::Busy.colour());
+        assert_eq!(slate.colour_at(left + 0.5 * w, y), BAR_TRACK);
+        let compact = Slate::layout(
+            1280.0,
+            720.0,
+            &SlateContent {
+                compact: true,
+                ..content
+            },
+        );
+        assert!(compact.bar.is_none() && compact.lines.len() == 3);
     }
 }

@@ -36,6 +36,9 @@ pub struct HostOptions {
     pub abort_after: Option<Duration>,
     /// Print posted messages to stderr.
     pub echo_messages: bool,
+    /// (parameter name, parameter type) pairs: the host defines that parameter with this
+    /// type whatever the plugin asked for, as a broken host might. For testing plugins.
+    pub param_type_overrides: Vec<(String, String)>,
 }
 
 impl Default for HostOptions {
@@ -53,6 +56,7 @@ impl Default for HostOptions {
             frame_range: (0.0, 47.0),
             abort_after: None,
             echo_messages: true,
+            param_type_overrides: Vec::new(),
         }
     }
 }

@@ -765,6 +765,16 @@ impl ParamSet {
     }
 
     fn define(&self, kind: ParamKind, name: &str) -> Result<Arc<Param>, i32> {
+        // A broken host may give a parameter another type than the plugin asked for.
+        let kind = self
+            .host
+            .upgrade()
+            .and_then(|h| {
+                let overrides = &h.options().param_type_overrides;
+                let (_, ty) = overrides.iter().find(|(n, _)| n == name)?;
+                ParamKind::from_type_name(ty)
+            })
+            .unwrap_or(kind);
         let mut params = self.params.write();
         if params.iter().any(|p| p.name == name) {
             return Err(ofx::kOfxStatErrExists);

@@ -33,12 +33,21 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The bundle, assembled once per test process from target/<profile>/libgenclip.so.
+/// The bundle, assembled once per test process from the cdylib of this test build.
+///
+/// `cargo test` leaves the cdylib it built for the tests in `target/<profile>/deps/` (only
+/// `cargo build` copies it up to `target/<profile>/`, where an older build may sit), so that
+/// is where we look first.
 pub fn bundle_path() -> &'static Path {
     static BUNDLE: OnceLock<PathBuf> = OnceLock::new();
     BUNDLE.get_or_init(|| {
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_genclip"));
-        let library = genclip::bundle::built_library(exe.parent().unwrap());
+        let profile_dir = exe.parent().unwrap();
+        let library = [profile_dir.join("deps"), profile_dir.to_path_buf()]
+            .iter()
+            .map(|dir| genclip::bundle::built_library(dir))
+            .find(|lib| lib.is_file())
+            .expect("the cdylib of this build");
         genclip::bundle::assemble(&library, &scratch("bundle")).expect("assemble the test bundle")
     })
 }
