@@ -50,8 +50,8 @@ fn every_layout_is_written_whole_and_nothing_outside_it() {
                     assert_eq!(a.pixels, b.pixels, "left pixels unwritten: {what}");
                     // The host rounds the region outward: 90 x 0.25 = 22.5 rows become 23.
                     let (w, h) = (
-                        (160.0 * scale as f64).ceil() as usize,
-                        (90.0 * scale as f64).ceil() as usize,
+                        (160.0 * scale).ceil() as usize,
+                        (90.0 * scale).ceil() as usize,
                     );
                     assert_eq!((a.width(), a.height()), (w, h), "{what}");
                     assert_eq!(
@@ -167,7 +167,13 @@ fn frames_do_not_depend_on_render_order_or_instance() {
     let mut thumb = RenderRequest::new(3.0);
     thumb.thumbnail = true;
     thumb.render_scale = (0.25, 0.25);
-    render(&a, &thumb);
+    let thumbnail = render(&a, &thumb);
+    thumb.thumbnail = false;
+    let full_slate = render(&a, &thumb);
+    assert_ne!(
+        thumbnail.pixels, full_slate.pixels,
+        "a thumbnail shows the compact slate"
+    );
     drop((a, b));
     plugin.unload().unwrap();
 }

@@ -163,9 +163,10 @@ fn time_domain(inst: &Instance, args: &Args) -> OfxStatus {
 fn render_status(effect: &Effect, inst: &Arc<Instance>, args: &Args) -> OfxStatus {
     match render::render(effect, inst, args) {
         Ok(render::Outcome::Done) => kOfxStatOK,
-        // The host asked us to stop and will discard the frame: nothing to tell the user,
-        // but the image is incomplete, so it must not be taken as rendered.
-        Ok(render::Outcome::Aborted) => kOfxStatFailed,
+        // The host asked us to stop and discards the frame. The specification names no
+        // status for this; its guide's examples answer kOfxStatOK (an interrupted render is
+        // not an error), and so do we, without a message.
+        Ok(render::Outcome::Aborted) => kOfxStatOK,
         Err(e) => reported(effect, Err(e)),
     }
 }

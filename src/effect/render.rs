@@ -111,10 +111,15 @@ pub fn render(effect: &Effect, inst: &Arc<Instance>, args: &Args) -> OfxResult<O
             format!("The host's render scale {scale:?} is not usable."),
         ));
     }
+    // An enum ("true"/"false") in OpenFX 1.5.1; some hosts may send an int.
     let thumbnail = input
-        .int(kOfxImageEffectPropThumbnailRender, 0)
-        .unwrap_or(0)
-        != 0;
+        .string(kOfxImageEffectPropThumbnailRender, 0)
+        .map(|v| v == "true")
+        .unwrap_or(false)
+        || input
+            .int(kOfxImageEffectPropThumbnailRender, 0)
+            .unwrap_or(0)
+            != 0;
     let settings = Settings::read(inst, time)?;
     #[cfg(feature = "fault-injection")]
     if settings.prompts[0] == "genclip:fault:panic" {

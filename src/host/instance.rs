@@ -601,7 +601,8 @@ impl Instance {
             ),
         ];
         if request.thumbnail {
-            in_props.push((ofx::kOfxImageEffectPropThumbnailRender, i(1)));
+            // An enum in the specification (1.5.1): "true" / "false".
+            in_props.push((ofx::kOfxImageEffectPropThumbnailRender, s("true")));
         }
         let in_args = args("render in args", &in_props, RO);
 
@@ -630,6 +631,18 @@ impl Instance {
             handles::remove(h);
         }
         let (st, since) = status;
+        // A host that asked for an abort during the render discards the frame, whatever the
+        // plugin answered (the specification names no status for an aborted render).
+        if host
+            .options()
+            .abort_after
+            .is_some_and(|limit| target.started.elapsed() >= limit)
+        {
+            return Err(HostError::host(format!(
+                "the render at t={} was aborted by the host; the frame is discarded",
+                request.time
+            )));
+        }
         if st != ofx::kOfxStatOK {
             let posted = host.messages_since(since, self.effect.handle);
             return Err(HostError::action(

@@ -1051,8 +1051,10 @@ fn abort_after_stops_renders() {
         ..quiet()
     });
     let inst = f.plugin.create_instance(GENERATOR).unwrap();
+    // The fake plugin gives up with kOfxStatFailed; whatever it answers, the host discards
+    // a frame it asked to abort.
     let e = inst.render(&RenderRequest::new(0.0)).unwrap_err();
-    assert_eq!(e.status, ofx::kOfxStatFailed);
+    assert!(e.message.contains("aborted by the host"), "{e}");
     // Outside renders nothing is being aborted.
     let abort = effect::IMAGE_EFFECT_SUITE_V1.abort.unwrap();
     assert_eq!(unsafe { abort(inst.handle() as _) }, 0);

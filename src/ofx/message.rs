@@ -2,6 +2,9 @@
 //! suite. Both are optional in hosts, so every call checks and quietly does nothing without
 //! them; the plugin's *Status* parameter always carries the same news.
 
+// The instance handles passed here go to the host untouched; we never dereference them.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use super::bindings::*;
 use super::suites::HostSuites;
 use super::{c, OfxResult};

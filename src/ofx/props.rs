@@ -90,6 +90,8 @@ impl PropSet {
         self.result(st, "set", name)
     }
 
+    // The pointer is stored by the host as a value, never dereferenced.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn set_pointer(
         &self,
         name: &'static [u8],
