@@ -52,6 +52,9 @@ render options:
 BUNDLE defaults to the first GenClip.ofx.bundle on OFX_PLUGIN_PATH or in /usr/OFX/Plugins.";
 
 fn main() -> ExitCode {
+    // Behave like other command-line tools when the reader goes away (`genclip describe | head`).
+    // SAFETY: restoring the default signal disposition before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bundle") => cmd_bundle(&Flags::parse(&args[1..])),
@@ -241,12 +244,13 @@ fn cmd_describe(flags: &Flags) -> Result<(), String> {
             let p = &param.props;
             let get = |k: &str| p.get(k).map(show).unwrap_or_default();
             let kind = param.param_type.trim_start_matches("OfxParamType");
-            let mut line = format!(
-                "  {:<16} {:<10} \"{}\"",
-                param.name,
-                kind,
-                get("OfxPropLabel")
-            );
+            let mut line = format!("  {:<16} {:<10} {}", param.name, kind, get("OfxPropLabel"));
+            if let Some(PropValue::Str(mode)) = p.get("OfxParamPropStringMode") {
+                line += &format!(" mode={}", mode[0].trim_start_matches("OfxParamStringIs"));
+            }
+            if p.get("OfxParamPropAnimates") == Some(&PropValue::Int(vec![1])) {
+                line += " animates";
+            }
             if p.contains_key("OfxParamPropDefault") {
                 line += &format!(" default={}", get("OfxParamPropDefault"));
             }
