@@ -10,4 +10,5 @@ pub mod bundle;
 pub mod effect;
 pub mod frame_files;
 pub mod host;
+pub mod models;
 pub mod ofx;

@@ -1,0 +1,3 @@
+//! Model building blocks of the generation engine.
+
+pub mod torch_rng;
