@@ -1,5 +1,7 @@
 //! Model building blocks of the generation engine.
 
+pub mod attention;
 pub mod diffusers;
 pub mod torch_rng;
+pub mod umt5;
 pub mod wan;

@@ -1,3 +1,5 @@
-//! The Wan2.1 family (text-to-video): configs now; the transformer and the VAE follow.
+//! The Wan2.1 family (text-to-video): configs, the diffusion transformer and the VAE decoder.
 
 pub mod config;
+pub mod transformer;
+pub mod vae;

@@ -1,0 +1,454 @@
+//! `AutoencoderKLWan` decoder: latents [b, z, frames, h, w] to video [b, 3, 1 + 4·(frames-1),
+//! 8·h, 8·w] in [-1, 1].
+//!
+//! The decoder is causal in time and runs one latent frame at a time, as the reference does:
+//! every temporal convolution keeps the last two frames of its input from the previous call
+//! ([`FrameCache`]), so memory does not grow with the clip's length. The first latent frame
+//! yields one video frame, each later one four (two temporal upsamplings, skipped on the
+//! first frame). candle has no 3-D convolution; [`CausalConv3d`] sums 2-D convolutions over
+//! its temporal taps. Checkpoint keys are the Diffusers names under `decoder.` and
+//! `post_quant_conv`.
+
+use super::config::VaeConfig;
+use crate::models::attention::attention;
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+
+/// Frames a causal convolution keeps from its previous input.
+const CACHED_FRAMES: usize = 2;
+
+/// What one temporal-convolution slot remembers between latent frames.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// Nothing yet: this is the first frame.
+    Empty,
+    /// The first frame passed a temporal upsampler, which skips its convolution then.
+    SkippedFirst,
+    /// The last input frames.
+    Frames(Tensor),
+}
+
+/// The per-clip state of the decoder's causal convolutions, one slot per convolution in
+/// the order the decoder runs them.
+#[derive(Debug, Clone, Default)]
+pub struct FrameCache {
+    slots: Vec<Slot>,
+    cursor: usize,
+}
+
+impl FrameCache {
+    fn start_frame(&mut self) {
+        self.cursor = 0;
+    }
+
+    fn slot(&mut self) -> &mut Slot {
+        if self.cursor == self.slots.len() {
+            self.slots.push(Slot::Empty);
+        }
+        self.cursor += 1;
+        &mut self.slots[self.cursor - 1]
+    }
+}
+
+/// The last two frames of `x` (with the previous input's last frame in front when `x` has
+/// only one), which the next call will see before its own frames.
+fn frames_to_keep(x: &Tensor, previous: &Slot) -> Result<Tensor> {
+    let t = x.dim(2)?;
+    let tail = x.narrow(2, t.saturating_sub(CACHED_FRAMES), t.min(CACHED_FRAMES))?;
+    match previous {
+        Slot::Frames(prev) if tail.dim(2)? < CACHED_FRAMES => {
+            let last = prev.narrow(2, prev.dim(2)? - 1, 1)?;
+            Tensor::cat(&[&last, &tail], 2)
+        }
+        _ => Ok(tail),
+    }
+}
+
+/// A 3-D convolution, causal in time (all temporal padding in front), symmetric in space.
+#[derive(Debug, Clone)]
+struct CausalConv3d {
+    /// One [out, in, kh, kw] kernel per temporal tap.
+    taps: Vec<Tensor>,
+    bias: Tensor,
+    spatial_padding: usize,
+}
+
+impl CausalConv3d {
+    fn new(
+        c_in: usize,
+        c_out: usize,
+        kernel: (usize, usize, usize),
+        spatial_padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let (kt, kh, kw) = kernel;
+        let weight = vb.get((c_out, c_in, kt, kh, kw), "weight")?;
+        let taps = (0..kt)
+            .map(|i| weight.narrow(2, i, 1)?.squeeze(2)?.contiguous())
+            .collect::<Result<_>>()?;
+        Ok(CausalConv3d {
+            taps,
+            bias: vb.get(c_out, "bias")?,
+            spatial_padding,
+        })
+    }
+
+    /// `x` [b, c, t, h, w]; `history`: earlier frames to put in front instead of zeros.
+    fn forward(&self, x: &Tensor, history: Option<&Tensor>) -> Result<Tensor> {
+        let front = self.taps.len() - 1;
+        // Earlier frames stand in front where there are some; zeros fill what is missing.
+        let (x, have) = match history {
+            Some(h) if front > 0 => (Tensor::cat(&[h, x], 2)?, h.dim(2)?),
+            _ => (x.clone(), 0),
+        };
+        let x = if have < front {
+            x.pad_with_zeros(2, front - have, 0)?
+        } else {
+            x
+        };
+        let (b, c, t_padded, h, w) = x.dims5()?;
+        let t_out = t_padded - front;
+        let mut out: Option<Tensor> = None;
+        for (i, tap) in self.taps.iter().enumerate() {
+            // Frames i .. i + t_out, folded into the batch for a 2-D convolution.
+            let frames =
+                x.narrow(2, i, t_out)?
+                    .permute((0, 2, 1, 3, 4))?
+                    .reshape((b * t_out, c, h, w))?;
+            let y = frames.conv2d(tap, self.spatial_padding, 1, 1, 1)?;
+            out = Some(match out {
+                Some(acc) => (acc + y)?,
+                None => y,
+            });
+        }
+        let y = out.expect("at least one temporal tap");
+        let (_, c_out, ho, wo) = y.dims4()?;
+        y.broadcast_add(&self.bias.reshape((1, c_out, 1, 1))?)?
+            .reshape((b, t_out, c_out, ho, wo))?
+            .permute((0, 2, 1, 3, 4))?
+            .contiguous()
+    }
+
+    /// The forward pass with this convolution's slot of the frame cache.
+    fn forward_cached(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+        let slot = cache.slot();
+        let keep = frames_to_keep(x, slot)?;
+        let y = match slot {
+            Slot::Frames(history) => self.forward(x, Some(history))?,
+            _ => self.forward(x, None)?,
+        };
+        *slot = Slot::Frames(keep);
+        Ok(y)
+    }
+}
+
+/// RMS norm over channels: x / ‖x‖ · sqrt(channels) · gamma (`F.normalize` semantics).
+#[derive(Debug, Clone)]
+struct ChannelRmsNorm {
+    gamma: Tensor,
+    scale: f64,
+}
+
+impl ChannelRmsNorm {
+    /// `spatial_rank`: 3 for [b, c, t, h, w] inputs, 2 for [b, c, h, w].
+    fn new(dim: usize, spatial_rank: usize, vb: VarBuilder) -> Result<Self> {
+        let shape: Vec<usize> = std::iter::once(dim)
+            .chain(std::iter::repeat_n(1, spatial_rank))
+            .collect();
+        Ok(ChannelRmsNorm {
+            gamma: vb.get(shape, "gamma")?,
+            scale: (dim as f64).sqrt(),
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
+        (x.broadcast_div(&norm)? * self.scale)?.broadcast_mul(&self.gamma.unsqueeze(0)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ResidualBlock {
+    norm1: ChannelRmsNorm,
+    conv1: CausalConv3d,
+    norm2: ChannelRmsNorm,
+    conv2: CausalConv3d,
+    shortcut: Option<CausalConv3d>,
+}
+
+impl ResidualBlock {
+    fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(ResidualBlock {
+            norm1: ChannelRmsNorm::new(c_in, 3, vb.pp("norm1"))?,
+            conv1: CausalConv3d::new(c_in, c_out, (3, 3, 3), 1, vb.pp("conv1"))?,
+            norm2: ChannelRmsNorm::new(c_out, 3, vb.pp("norm2"))?,
+            conv2: CausalConv3d::new(c_out, c_out, (3, 3, 3), 1, vb.pp("conv2"))?,
+            shortcut: if c_in != c_out {
+                Some(CausalConv3d::new(
+                    c_in,
+                    c_out,
+                    (1, 1, 1),
+                    0,
+                    vb.pp("conv_shortcut"),
+                )?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn forward(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+        let h = match &self.shortcut {
+            Some(conv) => conv.forward(x, None)?,
+            None => x.clone(),
+        };
+        let y = self
+            .conv1
+            .forward_cached(&self.norm1.forward(x)?.silu()?, cache)?;
+        let y = self
+            .conv2
+            .forward_cached(&self.norm2.forward(&y)?.silu()?, cache)?;
+        y + h
+    }
+}
+
+/// Single-head self-attention within each frame (the decoder's middle block).
+#[derive(Debug, Clone)]
+struct FrameAttention {
+    norm: ChannelRmsNorm,
+    to_qkv: Conv2d,
+    proj: Conv2d,
+}
+
+impl FrameAttention {
+    fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        let cfg = Conv2dConfig::default();
+        Ok(FrameAttention {
+            norm: ChannelRmsNorm::new(dim, 2, vb.pp("norm"))?,
+            to_qkv: candle_nn::conv2d(dim, 3 * dim, 1, cfg, vb.pp("to_qkv"))?,
+            proj: candle_nn::conv2d(dim, dim, 1, cfg, vb.pp("proj"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, t, h, w) = x.dims5()?;
+        let frames = x.permute((0, 2, 1, 3, 4))?.reshape((b * t, c, h, w))?;
+        let qkv = self.to_qkv.forward(&self.norm.forward(&frames)?)?; // [bt, 3c, h, w]
+        let qkv = qkv
+            .reshape((b * t, 3 * c, h * w))?
+            .transpose(1, 2)?
+            .unsqueeze(1)?; // [bt, 1, hw, 3c]
+        let part = |i: usize| qkv.narrow(D::Minus1, i * c, c)?.contiguous();
+        let out = attention(&part(0)?, &part(1)?, &part(2)?, 1.0 / (c as f64).sqrt())?; // [bt, 1, hw, c]
+        let out = out.squeeze(1)?.transpose(1, 2)?.reshape((b * t, c, h, w))?;
+        let out = self
+            .proj
+            .forward(&out)?
+            .reshape((b, t, c, h, w))?
+            .permute((0, 2, 1, 3, 4))?;
+        out + x
+    }
+}
+
+/// Doubles height and width (nearest) and halves channels; temporal mode also doubles the
+/// frame count from the second latent frame on.
+#[derive(Debug, Clone)]
+struct Upsampler {
+    conv: Conv2d,
+    time_conv: Option<CausalConv3d>,
+}
+
+impl Upsampler {
+    fn new(dim: usize, temporal: bool, vb: VarBuilder) -> Result<Self> {
+        let cfg = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        Ok(Upsampler {
+            conv: candle_nn::conv2d(dim, dim / 2, 3, cfg, vb.pp("resample.1"))?,
+            time_conv: if temporal {
+                Some(CausalConv3d::new(
+                    dim,
+                    2 * dim,
+                    (3, 1, 1),
+                    0,
+                    vb.pp("time_conv"),
+                )?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn forward(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+        let mut x = x.clone();
+        if let Some(time_conv) = &self.time_conv {
+            let slot = cache.slot();
+            match slot {
+                Slot::Empty => *slot = Slot::SkippedFirst,
+                _ => {
+                    // After a skipped first frame the history is a zero frame.
+                    let keep = match slot {
+                        Slot::SkippedFirst if x.dim(2)? < CACHED_FRAMES => {
+                            Tensor::cat(&[&x.zeros_like()?, &x], 2)?
+                        }
+                        _ => frames_to_keep(&x, slot)?,
+                    };
+                    let y = match slot {
+                        Slot::Frames(history) => time_conv.forward(&x, Some(history))?,
+                        _ => time_conv.forward(&x, None)?,
+                    };
+                    *slot = Slot::Frames(keep);
+                    // [b, 2c, t, h, w] -> [b, c, 2t, h, w], interleaving the two halves in time.
+                    let (b, c2, t, h, w) = y.dims5()?;
+                    let c = c2 / 2;
+                    x = y
+                        .reshape((b, 2, c, t, h, w))?
+                        .permute((0, 2, 3, 1, 4, 5))?
+                        .reshape((b, c, 2 * t, h, w))?;
+                }
+            }
+        }
+        let (b, c, t, h, w) = x.dims5()?;
+        let frames = x.permute((0, 2, 1, 3, 4))?.reshape((b * t, c, h, w))?;
+        let up = frames.upsample_nearest2d(2 * h, 2 * w)?;
+        let y = self.conv.forward(&up)?;
+        let (_, c_out, ho, wo) = y.dims4()?;
+        y.reshape((b, t, c_out, ho, wo))?
+            .permute((0, 2, 1, 3, 4))?
+            .contiguous()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct UpBlock {
+    resnets: Vec<ResidualBlock>,
+    upsampler: Option<Upsampler>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WanVaeDecoder {
+    post_quant_conv: CausalConv3d,
+    conv_in: CausalConv3d,
+    mid_resnets: [ResidualBlock; 2],
+    mid_attention: FrameAttention,
+    up_blocks: Vec<UpBlock>,
+    norm_out: ChannelRmsNorm,
+    conv_out: CausalConv3d,
+    latents_mean: Tensor,
+    latents_std: Tensor,
+}
+
+impl WanVaeDecoder {
+    pub fn new(cfg: &VaeConfig, vb: VarBuilder) -> Result<Self> {
+        let z = cfg.z_dim;
+        let base = cfg.decoder_base_dim.unwrap_or(cfg.base_dim);
+        // Channels per stage, widest first.
+        let mut dims: Vec<usize> = vec![base * cfg.dim_mult[cfg.dim_mult.len() - 1]];
+        dims.extend(cfg.dim_mult.iter().rev().map(|m| base * m));
+        let temporal_up: Vec<bool> = cfg.temperal_downsample.iter().rev().copied().collect();
+        let d = vb.pp("decoder");
+        let mut up_blocks = Vec::new();
+        for i in 0..dims.len() - 1 {
+            // After an upsampler halved them, each stage starts from half the channels.
+            let c_in = if i > 0 { dims[i] / 2 } else { dims[i] };
+            let c_out = dims[i + 1];
+            let ub = d.pp(format!("up_blocks.{i}"));
+            let resnets = (0..=cfg.num_res_blocks)
+                .map(|j| {
+                    ResidualBlock::new(
+                        if j == 0 { c_in } else { c_out },
+                        c_out,
+                        ub.pp(format!("resnets.{j}")),
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let upsampler = if i != cfg.dim_mult.len() - 1 {
+                Some(Upsampler::new(
+                    c_out,
+                    temporal_up[i],
+                    ub.pp("upsamplers.0"),
+                )?)
+            } else {
+                None
+            };
+            up_blocks.push(UpBlock { resnets, upsampler });
+        }
+        let out_dim = *dims.last().expect("stages");
+        let device = vb.device().clone();
+        let stats = |v: &[f64]| {
+            Tensor::from_vec(
+                v.iter().map(|x| *x as f32).collect::<Vec<f32>>(),
+                (1, z, 1, 1, 1),
+                &device,
+            )
+        };
+        Ok(WanVaeDecoder {
+            post_quant_conv: CausalConv3d::new(z, z, (1, 1, 1), 0, vb.pp("post_quant_conv"))?,
+            conv_in: CausalConv3d::new(z, dims[0], (3, 3, 3), 1, d.pp("conv_in"))?,
+            mid_resnets: [
+                ResidualBlock::new(dims[0], dims[0], d.pp("mid_block.resnets.0"))?,
+                ResidualBlock::new(dims[0], dims[0], d.pp("mid_block.resnets.1"))?,
+            ],
+            mid_attention: FrameAttention::new(dims[0], d.pp("mid_block.attentions.0"))?,
+            up_blocks,
+            norm_out: ChannelRmsNorm::new(out_dim, 3, d.pp("norm_out"))?,
+            conv_out: CausalConv3d::new(out_dim, cfg.out_channels, (3, 3, 3), 1, d.pp("conv_out"))?,
+            latents_mean: stats(&cfg.latents_mean)?,
+            latents_std: stats(&cfg.latents_std)?,
+        })
+    }
+
+    /// The pipeline's de-normalisation of the denoised latents, `latents / (1/std) + mean`
+    /// (written as the reference writes it: it rounds differently from `latents·std + mean`).
+    pub fn denormalize(&self, latents: &Tensor) -> Result<Tensor> {
+        let dtype = latents.dtype();
+        let inv_std = self.latents_std.recip()?;
+        latents
+            .to_dtype(DType::F32)?
+            .broadcast_div(&inv_std)?
+            .broadcast_add(&self.latents_mean)?
+            .to_dtype(dtype)
+    }
+
+    /// The 1x1x1 convolution applied to all latent frames before decoding.
+    pub fn post_quant_conv(&self, z: &Tensor) -> Result<Tensor> {
+        self.post_quant_conv.forward(z, None)
+    }
+
+    /// Decodes de-normalised latents [b, z, f, h, w] to video in [-1, 1], one latent frame
+    /// at a time; `on_frame` hears about each latent frame done (for progress and abort).
+    pub fn decode(
+        &self,
+        z: &Tensor,
+        mut on_frame: impl FnMut(usize, usize) -> Result<()>,
+    ) -> Result<Tensor> {
+        let x = self.post_quant_conv(z)?;
+        let frames = x.dim(2)?;
+        let mut cache = FrameCache::default();
+        let mut outputs = Vec::with_capacity(frames);
+        for i in 0..frames {
+            cache.start_frame();
+            outputs.push(self.decode_frame(&x.narrow(2, i, 1)?, &mut cache)?);
+            on_frame(i + 1, frames)?;
+        }
+        Tensor::cat(&outputs, 2)?.clamp(-1f32, 1f32)
+    }
+
+    fn decode_frame(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+        let mut x = self.conv_in.forward_cached(x, cache)?;
+        x = self.mid_resnets[0].forward(&x, cache)?;
+        x = self.mid_attention.forward(&x)?;
+        x = self.mid_resnets[1].forward(&x, cache)?;
+        for block in &self.up_blocks {
+            for resnet in &block.resnets {
+                x = resnet.forward(&x, cache)?;
+            }
+            if let Some(up) = &block.upsampler {
+                x = up.forward(&x, cache)?;
+            }
+        }
+        let x = self.norm_out.forward(&x)?.silu()?;
+        self.conv_out.forward_cached(&x, cache)
+    }
+}
