@@ -8,6 +8,7 @@
 //! ```
 
 use genclip::bundle;
+use genclip::cli::Flags;
 use genclip::effect::params::{names, Kind, RESOLUTIONS};
 use genclip::effect::PLUGIN_IDENTIFIER;
 use genclip::frame_files::{self, FrameFormat, Picture};
@@ -15,7 +16,6 @@ use genclip::host::{
     BitDepth, Bundle, Components, Host, HostOptions, ParamValue, PropValue, RenderRequest,
     RenderedImage,
 };
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,70 +71,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("genclip: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// `--name value` pairs (repeatable) and positional words.
-struct Flags {
-    positional: Vec<String>,
-    pairs: Vec<(String, String)>,
-}
-
-impl Flags {
-    fn parse(args: &[String]) -> Flags {
-        let mut flags = Flags {
-            positional: Vec::new(),
-            pairs: Vec::new(),
-        };
-        let mut rest: VecDeque<&String> = args.iter().collect();
-        while let Some(arg) = rest.pop_front() {
-            match arg.strip_prefix("--") {
-                Some(name) => match name.split_once('=') {
-                    Some((n, v)) => flags.pairs.push((n.to_string(), v.to_string())),
-                    None => {
-                        let value = rest.pop_front().cloned().unwrap_or_default();
-                        flags.pairs.push((name.to_string(), value));
-                    }
-                },
-                None => flags.positional.push(arg.clone()),
-            }
-        }
-        flags
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
-        self.get(name)
-            .map(|v| {
-                v.parse::<T>()
-                    .map_err(|_| format!("--{name} {v}: not a valid value"))
-            })
-            .transpose()
-    }
-
-    fn check_known(&self, known: &[&str]) -> Result<(), String> {
-        match self
-            .pairs
-            .iter()
-            .find(|(n, _)| !known.contains(&n.as_str()))
-        {
-            Some((n, _)) => Err(format!("unknown option --{n} (see genclip --help)")),
-            None => Ok(()),
         }
     }
 }
