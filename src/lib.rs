@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod effect;
+pub mod engine;
 pub mod frame_files;
 pub mod host;
 pub mod models;

@@ -1,0 +1,152 @@
+//! `genclip-engine`: the generation engine without a host, for debugging, scripting and
+//! parity checks against Diffusers. (The timeline's engine process is this binary too.)
+//!
+//! ```text
+//! genclip-engine generate --model DIR --prompt TEXT [--negative-prompt TEXT] [--seed N]
+//!     [--steps N] [--guidance X] [--width W] [--height H] [--frames F] --out DIR
+//! ```
+//! writes `DIR/frame.0000.png …` as 16-bit RGB PNGs. The scheduler is the one the model
+//! folder's `scheduler/scheduler_config.json` names, as in Diffusers.
+
+use candle_core::{DType, Device};
+use genclip::cli::Flags;
+use genclip::engine::{GenerateError, Pipeline, Request, Stage, Video};
+use genclip::frame_files::{self, FrameFormat, Picture};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+const USAGE: &str = "\
+genclip-engine: GenClip's Wan2.1 text-to-video engine, without a host
+
+usage:
+  genclip-engine generate --model DIR --prompt TEXT --out DIR [options]
+
+options:
+  --negative-prompt TEXT   what to avoid (default: none)
+  --seed N                 noise seed, as torch.manual_seed (default 42)
+  --steps N                denoising steps (default 50)
+  --guidance X             classifier-free guidance scale (default 5.0)
+  --width W --height H     frame size, multiples of 16 (default 832 x 480)
+  --frames F               frame count, 4k+1 (default 81)
+
+Writes DIR/frame.0000.png ... as 16-bit RGB PNGs.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("generate") => generate(&Flags::parse(&args[1..])),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("expected a command\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("genclip-engine: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Frame<'a> {
+    video: &'a Video,
+    index: usize,
+}
+
+impl Picture for Frame<'_> {
+    fn width(&self) -> usize {
+        self.video.width
+    }
+    fn height(&self) -> usize {
+        self.video.height
+    }
+    fn rgba(&self, x: usize, y: usize) -> [f32; 4] {
+        let v = self.video;
+        let at = ((self.index * v.height + y) * v.width + x) * 3;
+        [v.rgb[at], v.rgb[at + 1], v.rgb[at + 2], 1.0]
+    }
+}
+
+fn generate(flags: &Flags) -> Result<(), String> {
+    flags.check_known(&[
+        "model",
+        "prompt",
+        "negative-prompt",
+        "seed",
+        "steps",
+        "guidance",
+        "width",
+        "height",
+        "frames",
+        "out",
+    ])?;
+    let model = PathBuf::from(
+        flags
+            .get("model")
+            .ok_or("generate needs --model DIR (a Diffusers Wan2.1 folder)")?,
+    );
+    let out = PathBuf::from(flags.get("out").ok_or("generate needs --out DIR")?);
+    let request = Request {
+        prompt: flags
+            .get("prompt")
+            .ok_or("generate needs --prompt TEXT")?
+            .to_string(),
+        negative_prompt: flags.get("negative-prompt").unwrap_or("").to_string(),
+        seed: flags.parsed("seed")?.unwrap_or(42),
+        steps: flags.parsed("steps")?.unwrap_or(50),
+        guidance_scale: flags.parsed("guidance")?.unwrap_or(5.0),
+        width: flags.parsed("width")?.unwrap_or(832),
+        height: flags.parsed("height")?.unwrap_or(480),
+        frames: flags.parsed("frames")?.unwrap_or(81),
+    };
+
+    let started = Instant::now();
+    let pipeline = Pipeline::load(&model, &Device::Cpu, DType::F32).map_err(|e| e.to_string())?;
+    eprintln!(
+        "genclip-engine: loaded {} in {:.1} s",
+        model.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut report = |stage: Stage| match stage {
+        Stage::EncodingText => eprintln!("genclip-engine: encoding the prompts"),
+        Stage::Denoising { step, of } => eprintln!(
+            "genclip-engine: step {step}/{of} ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ),
+        Stage::Decoding { frame, of } => {
+            eprintln!("genclip-engine: decoded latent frame {frame}/{of}")
+        }
+    };
+    let video = pipeline
+        .generate(&request, &mut report, &|| false)
+        .map_err(|e| match e {
+            GenerateError::Aborted => "aborted".to_string(),
+            GenerateError::Failed(e) => e.to_string(),
+        })?;
+
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    for index in 0..video.frames {
+        let path = out.join(format!("frame.{index:04}.png"));
+        frame_files::write(
+            &path,
+            &Frame {
+                video: &video,
+                index,
+            },
+            FrameFormat::Png16,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    eprintln!(
+        "genclip-engine: wrote {} frames of {} x {} to {} in {:.1} s",
+        video.frames,
+        video.width,
+        video.height,
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
