@@ -361,3 +361,44 @@ fn genclip_engine_explains_a_broken_model_folder() {
         "{text}"
     );
 }
+
+/// bf16 weights and activations (what GPUs will run) load and generate; the frames stay
+/// close to the f32 reference (bf16 keeps ~3 significant digits, so this is a sanity bound,
+/// not parity).
+#[test]
+fn bf16_generates_close_to_the_f32_reference() {
+    let f = fixture("wan_tiny_a");
+    let pipeline = Pipeline::load(f.root.join("model"), &Device::Cpu, DType::BF16).unwrap();
+    let req = f.request();
+    let shape = pipeline.latent_shape(&req).unwrap();
+    let noise = TorchGenerator::with_form(req.seed, NormalForm::Avx2).randn(shape.iter().product());
+    let noise = Tensor::from_vec(noise, shape.to_vec(), &Device::Cpu).unwrap();
+    let cond = pipeline.encode_prompt(&req.prompt).unwrap();
+    let uncond = pipeline.encode_prompt(&req.negative_prompt).unwrap();
+    let latents = pipeline
+        .denoise(noise, &cond, Some(&uncond), &req, &mut |_| {}, &|| false)
+        .unwrap();
+    assert_eq!(
+        latents.dtype(),
+        DType::F32,
+        "the scheduler keeps f32 latents"
+    );
+    let video = pipeline.decode(&latents, &mut |_| {}, &|| false).unwrap();
+    let reference = f
+        .get("frames")
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let worst = video
+        .rgb
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("bf16 vs f32 reference: worst frame difference {worst}");
+    assert!(
+        worst < 0.1,
+        "bf16 frames differ from the f32 reference by {worst}"
+    );
+}

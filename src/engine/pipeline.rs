@@ -80,8 +80,10 @@ pub struct Pipeline {
     transformer: WanTransformer,
     vae: WanVaeDecoder,
     vae_config: VaeConfig,
+    vae_dtype: DType,
     scheduler: Scheduler,
     device: Device,
+    /// The text encoder's and the transformer's dtype.
     dtype: DType,
 }
 
@@ -113,9 +115,11 @@ impl Pipeline {
             folder.weights("transformer", dtype, device)?.var_builder(),
         )?;
         let vae_config = VaeConfig::load(&folder)?;
+        // candle's CPU convolutions are f32-only, and the VAE is small: f32 there.
+        let vae_dtype = if device.is_cpu() { DType::F32 } else { dtype };
         let vae = WanVaeDecoder::new(
             &vae_config,
-            folder.weights("vae", dtype, device)?.var_builder(),
+            folder.weights("vae", vae_dtype, device)?.var_builder(),
         )?;
         let scheduler = Scheduler::from_model_dir(folder.root())?;
         Ok(Pipeline {
@@ -124,6 +128,7 @@ impl Pipeline {
             transformer,
             vae,
             vae_config,
+            vae_dtype,
             scheduler,
             device: device.clone(),
             dtype,
@@ -244,7 +249,7 @@ impl Pipeline {
         progress: &mut dyn FnMut(Stage),
         abort: &dyn Fn() -> bool,
     ) -> Result<Video, GenerateError> {
-        let z = self.vae.denormalize(&latents.to_dtype(self.dtype)?)?;
+        let z = self.vae.denormalize(&latents.to_dtype(self.vae_dtype)?)?;
         let video = self
             .vae
             .decode(&z, |frame, of| {
