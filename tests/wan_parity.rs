@@ -240,3 +240,47 @@ fn vae_decoder_matches_diffusers_a() {
 fn vae_decoder_matches_diffusers_b() {
     check_vae("wan_tiny_b");
 }
+
+fn check_vae_encoder(name: &str) {
+    use genclip::models::wan::{config::VaeConfig, vae_encoder::WanVaeEncoder};
+    let f = fixture(name);
+    let cfg = VaeConfig::load(&f.folder).unwrap();
+    let vb = f
+        .folder
+        .weights("vae", DType::F32, &Device::Cpu)
+        .unwrap()
+        .var_builder();
+    let vae = WanVaeEncoder::new(&cfg, vb).unwrap();
+    let video = f.get("vae_encode_check.video");
+    let mut chunks_done = Vec::new();
+    let mean = vae
+        .encode_mean(video, |done, total| {
+            chunks_done.push((done, total));
+            Ok(())
+        })
+        .unwrap();
+    assert_close(
+        &format!("{name} VAE encode mean"),
+        &mean,
+        f.get("vae_encode_check.mean"),
+    );
+    // The first frame alone, then chunks of four.
+    let chunks = 1 + (video.dim(2).unwrap() - 1) / 4;
+    assert_eq!(chunks_done.last(), Some(&(chunks, chunks)));
+    // The image-to-video pipeline's normalisation, from the reference mean.
+    assert_close(
+        &format!("{name} normalised encoded latents"),
+        &vae.normalize(f.get("vae_encode_check.mean")).unwrap(),
+        f.get("vae_encode_check.normalized"),
+    );
+}
+
+#[test]
+fn vae_encoder_matches_diffusers_a() {
+    check_vae_encoder("wan_tiny_a");
+}
+
+#[test]
+fn vae_encoder_matches_diffusers_b() {
+    check_vae_encoder("wan_tiny_b");
+}

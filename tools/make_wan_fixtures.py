@@ -545,6 +545,22 @@ def vae_check(vae: AutoencoderKLWan, cfg: dict, rec: Recorder) -> None:
 
 
 @torch.no_grad()
+def vae_encode_check(vae: AutoencoderKLWan, cfg: dict, rec: Recorder) -> None:
+    """The VAE encoder on a random video in [-1, 1] of the run's size and frame count, and the
+    normalisation WanImageToVideoPipeline.prepare_latents applies to what it encodes."""
+    run, vc = cfg["run"], vae.config
+    g = torch.Generator().manual_seed(cfg["seed"] + 300)
+    video = torch.rand((1, 3, run["num_frames"], run["height"], run["width"]), generator=g) * 2 - 1
+    dist = vae.encode(video).latent_dist
+    assert torch.equal(dist.mode(), dist.mean)  # retrieve_latents(..., sample_mode="argmax")
+    latents_mean = torch.tensor(vc.latents_mean).view(1, vc.z_dim, 1, 1, 1)
+    latents_std = 1.0 / torch.tensor(vc.latents_std).view(1, vc.z_dim, 1, 1, 1)
+    rec.put("vae_encode_check.video", video)
+    rec.put("vae_encode_check.mean", dist.mean)
+    rec.put("vae_encode_check.normalized", (dist.mean - latents_mean) * latents_std)
+
+
+@torch.no_grad()
 def encoder_check(tokenizer, text_encoder: UMT5EncoderModel, rec: Recorder) -> None:
     enc = tokenizer(
         ENCODER_CHECK_PROMPTS,
@@ -649,6 +665,7 @@ def build(name: str, cfg: dict) -> None:
     transformer_check(pipe, cfg, rec)
     vae_check(pipe.vae, cfg, rec)
     encoder_check(pipe.tokenizer, pipe.text_encoder, rec)
+    vae_encode_check(pipe.vae, cfg, rec)
     cleaned = {"prompt": prompt_clean(PROMPT), "negative": prompt_clean(NEGATIVE)}
     check_tokenizer_json(model_dir, rec, cleaned)
 

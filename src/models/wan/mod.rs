@@ -3,3 +3,4 @@
 pub mod config;
 pub mod transformer;
 pub mod vae;
+pub mod vae_encoder;

@@ -1,5 +1,6 @@
 //! `AutoencoderKLWan` decoder: latents [b, z, frames, h, w] to video [b, 3, 1 + 4·(frames-1),
-//! 8·h, 8·w] in [-1, 1].
+//! 8·h, 8·w] in [-1, 1]; and the building blocks it shares with the encoder
+//! (`super::vae_encoder`).
 //!
 //! The decoder is causal in time and runs one latent frame at a time, as the reference does:
 //! every temporal convolution keeps the last two frames of its input from the previous call
@@ -11,15 +12,15 @@
 
 use super::config::VaeConfig;
 use crate::models::attention::attention;
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 
 /// Frames a causal convolution keeps from its previous input.
 const CACHED_FRAMES: usize = 2;
 
-/// What one temporal-convolution slot remembers between latent frames.
+/// What one temporal-convolution slot remembers between calls.
 #[derive(Debug, Clone)]
-enum Slot {
+pub(super) enum Slot {
     /// Nothing yet: this is the first frame.
     Empty,
     /// The first frame passed a temporal upsampler, which skips its convolution then.
@@ -28,8 +29,8 @@ enum Slot {
     Frames(Tensor),
 }
 
-/// The per-clip state of the decoder's causal convolutions, one slot per convolution in
-/// the order the decoder runs them.
+/// The per-clip state of the causal convolutions of the decoder (or the encoder), one slot
+/// per convolution in the order the model runs them.
 #[derive(Debug, Clone, Default)]
 pub struct FrameCache {
     slots: Vec<Slot>,
@@ -37,11 +38,14 @@ pub struct FrameCache {
 }
 
 impl FrameCache {
-    fn start_frame(&mut self) {
+    /// Rewinds to the first slot before each call: one latent frame of the decoder, one chunk
+    /// of frames of the encoder.
+    pub(super) fn start_chunk(&mut self) {
         self.cursor = 0;
     }
 
-    fn slot(&mut self) -> &mut Slot {
+    /// The next convolution's slot.
+    pub(super) fn slot(&mut self) -> &mut Slot {
         if self.cursor == self.slots.len() {
             self.slots.push(Slot::Empty);
         }
@@ -66,15 +70,18 @@ fn frames_to_keep(x: &Tensor, previous: &Slot) -> Result<Tensor> {
 
 /// A 3-D convolution, causal in time (all temporal padding in front), symmetric in space.
 #[derive(Debug, Clone)]
-struct CausalConv3d {
+pub(super) struct CausalConv3d {
     /// One [out, in, kh, kw] kernel per temporal tap.
     taps: Vec<Tensor>,
     bias: Tensor,
     spatial_padding: usize,
+    /// Frames in front (history, else zeros): taps - 1, or 0 for the strided time convolution.
+    front: usize,
+    temporal_stride: usize,
 }
 
 impl CausalConv3d {
-    fn new(
+    pub(super) fn new(
         c_in: usize,
         c_out: usize,
         kernel: (usize, usize, usize),
@@ -90,12 +97,29 @@ impl CausalConv3d {
             taps,
             bias: vb.get(c_out, "bias")?,
             spatial_padding,
+            front: kt - 1,
+            temporal_stride: 1,
         })
     }
 
+    /// A convolution over time only (kernel (kt, 1, 1)) with a stride and no padding: the
+    /// encoder's temporal downsampler, which puts the history in front itself.
+    pub(super) fn strided_in_time(
+        c_in: usize,
+        c_out: usize,
+        kt: usize,
+        stride: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let mut conv = CausalConv3d::new(c_in, c_out, (kt, 1, 1), 0, vb)?;
+        conv.front = 0;
+        conv.temporal_stride = stride;
+        Ok(conv)
+    }
+
     /// `x` [b, c, t, h, w]; `history`: earlier frames to put in front instead of zeros.
-    fn forward(&self, x: &Tensor, history: Option<&Tensor>) -> Result<Tensor> {
-        let front = self.taps.len() - 1;
+    pub(super) fn forward(&self, x: &Tensor, history: Option<&Tensor>) -> Result<Tensor> {
+        let front = self.front;
         // Earlier frames stand in front where there are some; zeros fill what is missing.
         let (x, have) = match history {
             Some(h) if front > 0 => (Tensor::cat(&[h, x], 2)?, h.dim(2)?),
@@ -107,14 +131,26 @@ impl CausalConv3d {
             x
         };
         let (b, c, t_padded, h, w) = x.dims5()?;
-        let t_out = t_padded - front;
+        let (kt, stride) = (self.taps.len(), self.temporal_stride);
+        if t_padded < kt {
+            return Err(candle_core::Error::msg(format!(
+                "temporal convolution of {kt} taps got only {t_padded} frames"
+            )));
+        }
+        let t_out = (t_padded - kt) / stride + 1;
         let mut out: Option<Tensor> = None;
         for (i, tap) in self.taps.iter().enumerate() {
-            // Frames i .. i + t_out, folded into the batch for a 2-D convolution.
-            let frames =
+            // Frames i, i + stride, .. (t_out of them), folded into the batch for a 2-D
+            // convolution.
+            let frames = if stride == 1 {
                 x.narrow(2, i, t_out)?
-                    .permute((0, 2, 1, 3, 4))?
-                    .reshape((b * t_out, c, h, w))?;
+            } else {
+                let index: Vec<u32> = (0..t_out).map(|j| (i + j * stride) as u32).collect();
+                x.index_select(&Tensor::new(index.as_slice(), x.device())?, 2)?
+            };
+            let frames = frames
+                .permute((0, 2, 1, 3, 4))?
+                .reshape((b * t_out, c, h, w))?;
             let y = frames.conv2d(tap, self.spatial_padding, 1, 1, 1)?;
             out = Some(match out {
                 Some(acc) => (acc + y)?,
@@ -130,7 +166,7 @@ impl CausalConv3d {
     }
 
     /// The forward pass with this convolution's slot of the frame cache.
-    fn forward_cached(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+    pub(super) fn forward_cached(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
         let slot = cache.slot();
         let keep = frames_to_keep(x, slot)?;
         let y = match slot {
@@ -144,14 +180,14 @@ impl CausalConv3d {
 
 /// RMS norm over channels: x / ‖x‖ · sqrt(channels) · gamma (`F.normalize` semantics).
 #[derive(Debug, Clone)]
-struct ChannelRmsNorm {
+pub(super) struct ChannelRmsNorm {
     gamma: Tensor,
     scale: f64,
 }
 
 impl ChannelRmsNorm {
     /// `spatial_rank`: 3 for [b, c, t, h, w] inputs, 2 for [b, c, h, w].
-    fn new(dim: usize, spatial_rank: usize, vb: VarBuilder) -> Result<Self> {
+    pub(super) fn new(dim: usize, spatial_rank: usize, vb: VarBuilder) -> Result<Self> {
         let shape: Vec<usize> = std::iter::once(dim)
             .chain(std::iter::repeat_n(1, spatial_rank))
             .collect();
@@ -161,14 +197,14 @@ impl ChannelRmsNorm {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
         (x.broadcast_div(&norm)? * self.scale)?.broadcast_mul(&self.gamma.unsqueeze(0)?)
     }
 }
 
 #[derive(Debug, Clone)]
-struct ResidualBlock {
+pub(super) struct ResidualBlock {
     norm1: ChannelRmsNorm,
     conv1: CausalConv3d,
     norm2: ChannelRmsNorm,
@@ -177,7 +213,7 @@ struct ResidualBlock {
 }
 
 impl ResidualBlock {
-    fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Self> {
+    pub(super) fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Self> {
         Ok(ResidualBlock {
             norm1: ChannelRmsNorm::new(c_in, 3, vb.pp("norm1"))?,
             conv1: CausalConv3d::new(c_in, c_out, (3, 3, 3), 1, vb.pp("conv1"))?,
@@ -197,7 +233,7 @@ impl ResidualBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
         let h = match &self.shortcut {
             Some(conv) => conv.forward(x, None)?,
             None => x.clone(),
@@ -212,16 +248,16 @@ impl ResidualBlock {
     }
 }
 
-/// Single-head self-attention within each frame (the decoder's middle block).
+/// Single-head self-attention within each frame (the middle block of decoder and encoder).
 #[derive(Debug, Clone)]
-struct FrameAttention {
+pub(super) struct FrameAttention {
     norm: ChannelRmsNorm,
     to_qkv: Conv2d,
     proj: Conv2d,
 }
 
 impl FrameAttention {
-    fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+    pub(super) fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
         let cfg = Conv2dConfig::default();
         Ok(FrameAttention {
             norm: ChannelRmsNorm::new(dim, 2, vb.pp("norm"))?,
@@ -230,7 +266,7 @@ impl FrameAttention {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, t, h, w) = x.dims5()?;
         let frames = x.permute((0, 2, 1, 3, 4))?.reshape((b * t, c, h, w))?;
         let qkv = self.to_qkv.forward(&self.norm.forward(&frames)?)?; // [bt, 3c, h, w]
@@ -326,6 +362,18 @@ struct UpBlock {
     upsampler: Option<Upsampler>,
 }
 
+/// The config's `latents_mean` and `latents_std` as f32 [1, z, 1, 1, 1] tensors.
+pub(super) fn latent_stats(cfg: &VaeConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+    let stats = |v: &[f64]| {
+        Tensor::from_vec(
+            v.iter().map(|x| *x as f32).collect::<Vec<f32>>(),
+            (1, cfg.z_dim, 1, 1, 1),
+            device,
+        )
+    };
+    Ok((stats(&cfg.latents_mean)?, stats(&cfg.latents_std)?))
+}
+
 #[derive(Debug, Clone)]
 pub struct WanVaeDecoder {
     post_quant_conv: CausalConv3d,
@@ -375,14 +423,7 @@ impl WanVaeDecoder {
             up_blocks.push(UpBlock { resnets, upsampler });
         }
         let out_dim = *dims.last().expect("stages");
-        let device = vb.device().clone();
-        let stats = |v: &[f64]| {
-            Tensor::from_vec(
-                v.iter().map(|x| *x as f32).collect::<Vec<f32>>(),
-                (1, z, 1, 1, 1),
-                &device,
-            )
-        };
+        let (latents_mean, latents_std) = latent_stats(cfg, vb.device())?;
         Ok(WanVaeDecoder {
             post_quant_conv: CausalConv3d::new(z, z, (1, 1, 1), 0, vb.pp("post_quant_conv"))?,
             conv_in: CausalConv3d::new(z, dims[0], (3, 3, 3), 1, d.pp("conv_in"))?,
@@ -394,8 +435,8 @@ impl WanVaeDecoder {
             up_blocks,
             norm_out: ChannelRmsNorm::new(out_dim, 3, d.pp("norm_out"))?,
             conv_out: CausalConv3d::new(out_dim, cfg.out_channels, (3, 3, 3), 1, d.pp("conv_out"))?,
-            latents_mean: stats(&cfg.latents_mean)?,
-            latents_std: stats(&cfg.latents_std)?,
+            latents_mean,
+            latents_std,
         })
     }
 
@@ -428,7 +469,7 @@ impl WanVaeDecoder {
         let mut cache = FrameCache::default();
         let mut outputs = Vec::with_capacity(frames);
         for i in 0..frames {
-            cache.start_frame();
+            cache.start_chunk();
             outputs.push(self.decode_frame(&x.narrow(2, i, 1)?, &mut cache)?);
             on_frame(i + 1, frames)?;
         }
