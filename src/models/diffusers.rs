@@ -11,6 +11,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -165,22 +166,54 @@ pub fn parse_config<T: DeserializeOwned>(path: &Path, harmless: &[&str]) -> Resu
     })
 }
 
+/// Turns the name model code reads (a Diffusers name) into the name stored in the files;
+/// `None` when the stored layout has no such weight.
+pub type KeyMap = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// A component's safetensors files, memory-mapped, with errors that name the file and key.
 pub struct Weights {
     files: Vec<PathBuf>,
     /// One memory map per file, in the order of `files`.
     shards: Vec<MmapedSafetensors>,
-    /// Tensor name -> index in `files`.
+    /// Tensor name (as stored) -> index in `files`.
     owner: BTreeMap<String, usize>,
     dtype: DType,
     device: Device,
+    /// For files in another layout than Diffusers' (see [`Weights::with_key_map`]).
+    key_map: Option<KeyMap>,
+    /// What a person should do when a weight is missing.
+    advice: &'static str,
 }
 
 impl Weights {
     /// Finds the weights of a component folder: the shards an index file lists, or the one
     /// safetensors file there is.
     pub fn open(dir: &Path, dtype: DType, device: &Device) -> Result<Weights> {
-        let files = weight_files(dir)?;
+        Self::map(weight_files(dir)?, dtype, device)
+    }
+
+    /// One safetensors file, wherever it is (a single-file checkpoint).
+    pub fn open_file(file: &Path, dtype: DType, device: &Device) -> Result<Weights> {
+        if !file.is_file() {
+            return Err(Error::msg(format!(
+                "{} is not a file: choose a .safetensors checkpoint",
+                file.display()
+            )));
+        }
+        Self::map(vec![file.to_path_buf()], dtype, device)
+    }
+
+    /// Reads the weights through `key_map` (model code keeps asking for Diffusers names);
+    /// `advice` ends the message for a missing weight.
+    pub fn with_key_map(self, key_map: KeyMap, advice: &'static str) -> Weights {
+        Weights {
+            key_map: Some(key_map),
+            advice,
+            ..self
+        }
+    }
+
+    fn map(files: Vec<PathBuf>, dtype: DType, device: &Device) -> Result<Weights> {
         let mut shards = Vec::with_capacity(files.len());
         let mut owner = BTreeMap::new();
         for (i, file) in files.iter().enumerate() {
@@ -202,6 +235,8 @@ impl Weights {
             owner,
             dtype,
             device: device.clone(),
+            key_map: None,
+            advice: POINT_AT_MODEL,
         })
     }
 
@@ -209,8 +244,33 @@ impl Weights {
         &self.files
     }
 
+    /// The names stored in the files (before any key map).
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.owner.keys().map(String::as_str)
+    }
+
+    /// The shape of the stored tensor `stored_name`, from the file header (nothing is read).
+    pub fn stored_shape(&self, stored_name: &str) -> Option<Vec<usize>> {
+        let &i = self.owner.get(stored_name)?;
+        let view = self.shards[i].get(stored_name).ok()?;
+        Some(view.shape().to_vec())
+    }
+
+    /// The stored name of what model code calls `name`.
+    fn stored_name<'a>(&self, name: &'a str) -> Option<Cow<'a, str>> {
+        match &self.key_map {
+            None => Some(Cow::Borrowed(name)),
+            Some(map) => map(name).map(Cow::Owned),
+        }
+    }
+
+    /// "weight X", or "weight X (Diffusers name Y)" where the file names it otherwise.
+    fn describe(name: &str, stored: &str) -> String {
+        if name == stored {
+            format!("weight {name}")
+        } else {
+            format!("weight {stored} (Diffusers name {name})")
+        }
     }
 
     fn file_of(&self, name: &str) -> String {
@@ -227,16 +287,26 @@ impl Weights {
 
     /// Reads `name` as stored (dtype and device converted by the caller).
     fn load(&self, name: &str, device: &Device) -> Result<Tensor> {
-        let Some(&i) = self.owner.get(name) else {
+        let Some(stored) = self.stored_name(name) else {
             return Err(Error::msg(format!(
-                "weight {name} is missing from {}: this is not the model GenClip expects; {POINT_AT_MODEL}",
-                self.file_of(name)
+                "the layout of {} has no name for weight {name}: this is not the model GenClip expects; {}",
+                self.file_of(name),
+                self.advice
             )));
         };
-        self.shards[i].load(name, device).map_err(|e| {
+        let Some(&i) = self.owner.get(&*stored) else {
+            return Err(Error::msg(format!(
+                "{} is missing from {}: this is not the model GenClip expects; {}",
+                Self::describe(name, &stored),
+                self.file_of(&stored),
+                self.advice
+            )));
+        };
+        self.shards[i].load(&stored, device).map_err(|e| {
             Error::msg(format!(
-                "cannot read weight {name} from {}: {e}",
-                self.file_of(name)
+                "cannot read {} from {}: {e}",
+                Self::describe(name, &stored),
+                self.file_of(&stored)
             ))
         })
     }
@@ -249,9 +319,11 @@ impl Weights {
     fn get_as(&self, name: &str, shape: Shape, dtype: DType) -> Result<Tensor> {
         let tensor = self.load(name, &self.device)?;
         if tensor.shape() != &shape {
+            let stored = self.stored_name(name).unwrap_or(Cow::Borrowed(name));
             return Err(Error::msg(format!(
-                "weight {name} in {} has shape {:?}, the config says {:?}: the config and the weights do not belong together",
-                self.file_of(name),
+                "{} in {} has shape {:?}, the config says {:?}: the config and the weights do not belong together",
+                Self::describe(name, &stored),
+                self.file_of(&stored),
                 tensor.dims(),
                 shape.dims()
             )));
@@ -276,7 +348,8 @@ impl SimpleBackend for Weights {
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.owner.contains_key(name)
+        self.stored_name(name)
+            .is_some_and(|stored| self.owner.contains_key(&*stored))
     }
 }
 
