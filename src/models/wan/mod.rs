@@ -1,4 +1,5 @@
-//! The Wan2.1 family (text-to-video): configs, the diffusion transformer and the VAE decoder.
+//! The Wan2.1 family (text-to-video): configs, the diffusion transformer (Diffusers folders
+//! and original/ComfyUI single files) and the VAE decoder and encoder.
 
 pub mod config;
 pub mod single_file;

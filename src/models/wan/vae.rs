@@ -493,3 +493,187 @@ impl WanVaeDecoder {
         self.conv_out.forward_cached(&x, cache)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use std::collections::HashMap;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        // A fixed pseudo-random fill (no RNG dependency): values in [-1, 1).
+        let n: usize = shape.iter().product();
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let values: Vec<f32> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(values, shape.to_vec(), &Device::Cpu).unwrap()
+    }
+
+    fn conv(
+        kernel: (usize, usize, usize),
+        c_in: usize,
+        c_out: usize,
+    ) -> (CausalConv3d, Tensor, Tensor) {
+        let w = random(&[c_out, c_in, kernel.0, kernel.1, kernel.2], 1);
+        let b = random(&[c_out], 2);
+        let vb = VarBuilder::from_tensors(
+            HashMap::from([
+                ("weight".to_string(), w.clone()),
+                ("bias".to_string(), b.clone()),
+            ]),
+            DType::F32,
+            &Device::Cpu,
+        );
+        (
+            CausalConv3d::new(c_in, c_out, kernel, kernel.1 / 2, vb).unwrap(),
+            w,
+            b,
+        )
+    }
+
+    /// The textbook 3-D convolution over `x` already padded in time, with `pad` zeros in
+    /// height and width, temporal stride `stride`.
+    fn direct(x: &Tensor, w: &Tensor, b: &Tensor, pad: usize, stride: usize) -> Vec<f32> {
+        let [bs, c, t, h, wd]: [usize; 5] = x.dims().try_into().unwrap();
+        let [o, _, kt, kh, kw]: [usize; 5] = w.dims().try_into().unwrap();
+        let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let wv = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let bv = b.to_vec1::<f32>().unwrap();
+        let t_out = (t - kt) / stride + 1;
+        let mut out = Vec::new();
+        for n in 0..bs {
+            for oc in 0..o {
+                for to in 0..t_out {
+                    for y in 0..h {
+                        for xx in 0..wd {
+                            let mut acc = bv[oc] as f64;
+                            for ic in 0..c {
+                                for i in 0..kt {
+                                    for j in 0..kh {
+                                        for k in 0..kw {
+                                            let (yy, xs) = (y + j, xx + k);
+                                            if yy < pad
+                                                || xs < pad
+                                                || yy - pad >= h
+                                                || xs - pad >= wd
+                                            {
+                                                continue;
+                                            }
+                                            let xi = (((n * c + ic) * t + to * stride + i) * h
+                                                + yy
+                                                - pad)
+                                                * wd
+                                                + xs
+                                                - pad;
+                                            let wi = (((oc * c + ic) * kt + i) * kh + j) * kw + k;
+                                            acc += xv[xi] as f64 * wv[wi] as f64;
+                                        }
+                                    }
+                                }
+                            }
+                            out.push(acc as f32);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn max_diff(a: &Tensor, b: &[f32]) -> f32 {
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn causal_conv3d_equals_a_direct_3d_convolution() {
+        let (conv, w, b) = conv((3, 3, 3), 2, 3);
+        let x = random(&[1, 2, 5, 4, 6], 3);
+        let y = conv.forward(&x, None).unwrap();
+        assert_eq!(y.dims(), &[1, 3, 5, 4, 6]);
+        // Causal: two zero frames in front, none behind.
+        let expected = direct(&x.pad_with_zeros(2, 2, 0).unwrap(), &w, &b, 1, 1);
+        assert!(max_diff(&y, &expected) < 1e-5);
+    }
+
+    #[test]
+    fn history_continues_the_convolution_across_calls() {
+        let (conv, _, _) = conv((3, 3, 3), 2, 2);
+        let x = random(&[1, 2, 6, 3, 3], 4);
+        let whole = conv.forward(&x, None).unwrap();
+        // First 4 frames, then 2 more with the last two input frames as history.
+        let first = conv.forward(&x.narrow(2, 0, 4).unwrap(), None).unwrap();
+        let second = conv
+            .forward(
+                &x.narrow(2, 4, 2).unwrap(),
+                Some(&x.narrow(2, 2, 2).unwrap()),
+            )
+            .unwrap();
+        let joined = Tensor::cat(&[&first, &second], 2).unwrap();
+        let expected = whole.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(max_diff(&joined, &expected) < 1e-6);
+        // One frame of history (after a one-frame call) is topped up with one zero frame.
+        let short = conv
+            .forward(
+                &x.narrow(2, 1, 1).unwrap(),
+                Some(&x.narrow(2, 0, 1).unwrap()),
+            )
+            .unwrap();
+        let expected = whole
+            .narrow(2, 1, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert!(max_diff(&short, &expected) < 1e-6);
+    }
+
+    #[test]
+    fn strided_temporal_convolution_equals_a_direct_one() {
+        let w = random(&[2, 2, 3, 1, 1], 5);
+        let b = random(&[2], 6);
+        let vb = VarBuilder::from_tensors(
+            HashMap::from([
+                ("weight".to_string(), w.clone()),
+                ("bias".to_string(), b.clone()),
+            ]),
+            DType::F32,
+            &Device::Cpu,
+        );
+        let conv = CausalConv3d::strided_in_time(2, 2, 3, 2, vb).unwrap();
+        let x = random(&[1, 2, 7, 2, 3], 7);
+        let y = conv.forward(&x, None).unwrap();
+        assert_eq!(y.dim(2).unwrap(), 3);
+        assert!(max_diff(&y, &direct(&x, &w, &b, 0, 2)) < 1e-5);
+    }
+
+    #[test]
+    fn the_frame_cache_keeps_the_last_two_input_frames() {
+        let x = random(&[1, 1, 3, 1, 1], 8);
+        assert_eq!(frames_to_keep(&x, &Slot::Empty).unwrap().dim(2).unwrap(), 2);
+        let one = x.narrow(2, 2, 1).unwrap();
+        let kept = frames_to_keep(&one, &Slot::Frames(x.narrow(2, 0, 2).unwrap())).unwrap();
+        let expected = x
+            .narrow(2, 1, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(
+            kept.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            expected
+        );
+    }
+}
