@@ -548,11 +548,11 @@ mod tests {
         let t_out = (t - kt) / stride + 1;
         let mut out = Vec::new();
         for n in 0..bs {
-            for oc in 0..o {
+            for (oc, bias) in bv.iter().enumerate().take(o) {
                 for to in 0..t_out {
                     for y in 0..h {
                         for xx in 0..wd {
-                            let mut acc = bv[oc] as f64;
+                            let mut acc = *bias as f64;
                             for ic in 0..c {
                                 for i in 0..kt {
                                     for j in 0..kh {
