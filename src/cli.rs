@@ -66,3 +66,31 @@ impl Flags {
         }
     }
 }
+
+/// A subcommand: its name and what runs it.
+pub type Command = (&'static str, fn(&Flags) -> Result<(), String>);
+
+/// The `main` of a command-line tool: dispatches `<tool> <command> [flags]` to `commands`,
+/// answers `-h`/`--help`/`help` with `usage`, and reports an error as `<tool>: <error>` with
+/// a failing exit status.
+pub fn run(tool: &str, usage: &str, commands: &[Command]) -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("-h" | "--help" | "help") => {
+            println!("{usage}");
+            Ok(())
+        }
+        Some(name) => match commands.iter().find(|(command, _)| *command == name) {
+            Some((_, handler)) => handler(&Flags::parse(&args[1..])),
+            None => Err(format!("unknown command {name}\n\n{usage}")),
+        },
+        None => Err(format!("expected a command\n\n{usage}")),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{tool}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -3,87 +3,33 @@
 //! final frames; plus the request checks a user meets first.
 //!
 //! Tolerances: tensors within 1e-4 of the reference's largest magnitude (f32 on both sides;
-//! see tests/wan_parity.rs), final 8-bit frames equal within ±1 for at least 99.9 % of the
+//! see tests/reference/mod.rs), final 8-bit frames equal within ±1 for at least 99.9 % of the
 //! values (a value sitting on a rounding edge may land either side).
 
 use candle_core::{DType, Device, Tensor};
 use genclip::engine::{GenerateError, Pipeline, Request, Stage};
 use genclip::models::torch_rng::{NormalForm, TorchGenerator};
-use serde_json::Value;
-use std::collections::HashMap;
-use std::path::PathBuf;
 
-struct Fixture {
-    root: PathBuf,
-    expected: HashMap<String, Tensor>,
-    inputs: Value,
-}
+mod reference;
 
-fn fixture(name: &str) -> Fixture {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("expected.json")).unwrap())
-            .unwrap();
-    Fixture {
-        expected: candle_core::safetensors::load(root.join("expected.safetensors"), &Device::Cpu)
-            .unwrap(),
-        inputs: json["inputs"].clone(),
-        root,
+use reference::{assert_close, fixture, relative_error, Fixture};
+
+fn request(f: &Fixture) -> Request {
+    let i = &f.inputs;
+    Request {
+        prompt: i["prompt"].as_str().unwrap().to_string(),
+        negative_prompt: i["negative_prompt"].as_str().unwrap().to_string(),
+        seed: i["seed"].as_u64().unwrap(),
+        steps: i["num_inference_steps"].as_u64().unwrap() as usize,
+        guidance_scale: i["guidance_scale"].as_f64().unwrap(),
+        width: i["width"].as_u64().unwrap() as usize,
+        height: i["height"].as_u64().unwrap() as usize,
+        frames: i["num_frames"].as_u64().unwrap() as usize,
     }
 }
 
-impl Fixture {
-    fn get(&self, name: &str) -> &Tensor {
-        self.expected
-            .get(name)
-            .unwrap_or_else(|| panic!("fixture tensor {name} missing"))
-    }
-
-    fn request(&self) -> Request {
-        let i = &self.inputs;
-        Request {
-            prompt: i["prompt"].as_str().unwrap().to_string(),
-            negative_prompt: i["negative_prompt"].as_str().unwrap().to_string(),
-            seed: i["seed"].as_u64().unwrap(),
-            steps: i["num_inference_steps"].as_u64().unwrap() as usize,
-            guidance_scale: i["guidance_scale"].as_f64().unwrap(),
-            width: i["width"].as_u64().unwrap() as usize,
-            height: i["height"].as_u64().unwrap() as usize,
-            frames: i["num_frames"].as_u64().unwrap() as usize,
-        }
-    }
-
-    fn pipeline(&self) -> Pipeline {
-        Pipeline::load(self.root.join("model"), &Device::Cpu, DType::F32).unwrap()
-    }
-}
-
-fn relative_error(ours: &Tensor, reference: &Tensor) -> f32 {
-    assert_eq!(ours.dims(), reference.dims(), "shapes differ");
-    let diff = (ours.to_dtype(DType::F32).unwrap() - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    diff / reference
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(f32::MIN_POSITIVE)
-}
-
-fn assert_close(what: &str, ours: &Tensor, reference: &Tensor) {
-    let err = relative_error(ours, reference);
-    eprintln!("{what}: relative error {err:e}");
-    assert!(err <= 1e-4, "{what}: relative error {err:e} > 1e-4");
+fn pipeline(f: &Fixture) -> Pipeline {
+    Pipeline::load(f.root.join("model"), &Device::Cpu, DType::F32).unwrap()
 }
 
 /// Share of 8-bit values that differ by more than 1 between two frame sets in [0, 1].
@@ -100,8 +46,8 @@ fn eight_bit_mismatch(ours: &[f32], reference: &[f32]) -> f64 {
 
 fn check_stages(name: &str) {
     let f = fixture(name);
-    let pipeline = f.pipeline();
-    let req = f.request();
+    let pipeline = pipeline(&f);
+    let req = request(&f);
 
     // Noise: torch's CPU randn (the fixtures were drawn by torch's AVX2 kernel).
     let shape = pipeline.latent_shape(&req).unwrap();
@@ -194,10 +140,9 @@ fn generate_end_to_end_matches_wan_pipeline() {
         return;
     }
     let f = fixture("wan_tiny_a");
-    let req = f.request();
+    let req = request(&f);
     let mut stages = Vec::new();
-    let video = f
-        .pipeline()
+    let video = pipeline(&f)
         .generate(&req, &mut |s| stages.push(s), &|| false)
         .unwrap();
     let reference = f
@@ -217,8 +162,8 @@ fn generate_end_to_end_matches_wan_pipeline() {
 #[test]
 fn abort_ends_the_job_between_steps() {
     let f = fixture("wan_tiny_a");
-    let pipeline = f.pipeline();
-    let req = f.request();
+    let pipeline = pipeline(&f);
+    let req = request(&f);
     let steps = std::cell::Cell::new(0);
     let result = pipeline.generate(
         &req,
@@ -236,8 +181,8 @@ fn abort_ends_the_job_between_steps() {
 #[test]
 fn bad_requests_say_what_to_use() {
     let f = fixture("wan_tiny_a");
-    let pipeline = f.pipeline();
-    let base = f.request();
+    let pipeline = pipeline(&f);
+    let base = request(&f);
     let err = |req: Request| pipeline.latent_shape(&req).unwrap_err().to_string();
     let e = err(Request {
         frames: 8,
@@ -269,7 +214,7 @@ fn genclip_engine_generate_writes_the_frames() {
         return;
     }
     let f = fixture("wan_tiny_a");
-    let req = f.request();
+    let req = request(&f);
     let out = std::env::temp_dir().join(format!("genclip-engine-cli-{}", std::process::id()));
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_genclip-engine"))
         .arg("generate")
@@ -369,7 +314,7 @@ fn genclip_engine_explains_a_broken_model_folder() {
 fn bf16_generates_close_to_the_f32_reference() {
     let f = fixture("wan_tiny_a");
     let pipeline = Pipeline::load(f.root.join("model"), &Device::Cpu, DType::BF16).unwrap();
-    let req = f.request();
+    let req = request(&f);
     let shape = pipeline.latent_shape(&req).unwrap();
     let noise = TorchGenerator::with_form(req.seed, NormalForm::Avx2).randn(shape.iter().product());
     let noise = Tensor::from_vec(noise, shape.to_vec(), &Device::Cpu).unwrap();

@@ -3,7 +3,7 @@
 //! renamed by `tools/make_single_file_fixtures.py`, which proved with Diffusers' own
 //! single-file converter and `from_single_file` that the files convert back exactly.
 //!
-//! Tolerance as in tests/wan_parity.rs: max |ours - reference| <= 1e-4 · max |reference|.
+//! Tolerance as in tests/reference/mod.rs: max |ours - reference| <= 1e-4 · max |reference|.
 
 use candle_core::{DType, Device, Tensor};
 use genclip::models::diffusers::ModelFolder;
@@ -13,22 +13,20 @@ use genclip::models::wan::transformer::WanTransformer;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-const TOLERANCE: f32 = 1e-4;
+mod reference;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
+use reference::{fixture, fixtures_dir, relative_error, TOLERANCE};
 
 fn original_file() -> PathBuf {
-    fixtures().join("single_file/wan_tiny_a_original.safetensors")
+    fixtures_dir().join("single_file/wan_tiny_a_original.safetensors")
 }
 
 fn comfyui_file() -> PathBuf {
-    fixtures().join("single_file/wan_tiny_a_comfyui.safetensors")
+    fixtures_dir().join("single_file/wan_tiny_a_comfyui.safetensors")
 }
 
 fn folder() -> ModelFolder {
-    ModelFolder::open(fixtures().join("wan_tiny_a/model")).unwrap()
+    fixture("wan_tiny_a").folder
 }
 
 fn config() -> TransformerConfig {
@@ -36,33 +34,7 @@ fn config() -> TransformerConfig {
 }
 
 fn expected() -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(
-        fixtures().join("wan_tiny_a/expected.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap()
-}
-
-/// max |a - b| / max |b|
-fn relative_error(ours: &Tensor, reference: &Tensor) -> f32 {
-    assert_eq!(ours.dims(), reference.dims(), "shapes differ");
-    let diff = (ours - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = reference
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(f32::MIN_POSITIVE);
-    diff / scale
+    fixture("wan_tiny_a").expected
 }
 
 fn run(model: &WanTransformer, expected: &HashMap<String, Tensor>) -> Tensor {
@@ -132,7 +104,7 @@ fn original_and_comfyui_files_give_the_diffusers_output() {
 #[test]
 fn the_files_hold_exactly_the_diffusers_weights() {
     let diffusers = candle_core::safetensors::load(
-        fixtures().join("wan_tiny_a/model/transformer/diffusion_pytorch_model.safetensors"),
+        fixtures_dir().join("wan_tiny_a/model/transformer/diffusion_pytorch_model.safetensors"),
         &Device::Cpu,
     )
     .unwrap();
@@ -267,7 +239,7 @@ fn the_config_is_checked_against_the_file() {
 fn other_files_are_refused_with_a_sentence() {
     let cfg = config();
     // A text encoder.
-    let path = fixtures().join("wan_tiny_a/model/text_encoder/model.safetensors");
+    let path = fixtures_dir().join("wan_tiny_a/model/text_encoder/model.safetensors");
     let err = load(&path, &cfg).expect_err("loaded a text encoder");
     assert_mentions(
         &err,
@@ -277,7 +249,8 @@ fn other_files_are_refused_with_a_sentence() {
         ],
     );
     // A Wan transformer, but in the Diffusers layout.
-    let path = fixtures().join("wan_tiny_a/model/transformer/diffusion_pytorch_model.safetensors");
+    let path =
+        fixtures_dir().join("wan_tiny_a/model/transformer/diffusion_pytorch_model.safetensors");
     let err = load(&path, &cfg).expect_err("loaded a Diffusers file");
     assert_mentions(
         &err,

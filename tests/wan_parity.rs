@@ -2,77 +2,16 @@
 //! the tiny random-weight Wan pipelines in `tests/fixtures/wan_tiny_*` (made by
 //! `tools/make_wan_fixtures.py`; two different configs so nothing is hard-wired to a shape).
 //!
-//! Tolerance: max |ours - reference| <= 1e-4 · max |reference| per tensor. Both sides compute
-//! in f32; they differ only in summation order (matmul blocking) and in transcendental
-//! function implementations, which moves results by a few ulps per operation — far below
-//! 1e-4 after a handful of layers, while any real mistake (a wrong axis, a missing scale, a
-//! swapped norm) moves them by orders of magnitude more.
+//! Tolerance: see tests/reference/mod.rs (1e-4 of the reference's largest magnitude).
 
-use candle_core::{DType, Device, Tensor};
-use genclip::models::diffusers::ModelFolder;
+use candle_core::{DType, Device};
 use genclip::models::umt5::{self, Umt5Encoder};
 use genclip::models::wan::config::TransformerConfig;
 use genclip::models::wan::transformer::WanTransformer;
-use std::collections::HashMap;
-use std::path::PathBuf;
 
-const TOLERANCE: f32 = 1e-4;
+mod reference;
 
-struct Fixture {
-    folder: ModelFolder,
-    expected: HashMap<String, Tensor>,
-}
-
-fn fixture(name: &str) -> Fixture {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    Fixture {
-        folder: ModelFolder::open(root.join("model")).unwrap(),
-        expected: candle_core::safetensors::load(root.join("expected.safetensors"), &Device::Cpu)
-            .unwrap(),
-    }
-}
-
-impl Fixture {
-    fn get(&self, name: &str) -> &Tensor {
-        self.expected
-            .get(name)
-            .unwrap_or_else(|| panic!("fixture tensor {name} missing"))
-    }
-}
-
-/// max |a - b| / max |b|
-fn relative_error(ours: &Tensor, reference: &Tensor) -> f32 {
-    assert_eq!(ours.dims(), reference.dims(), "shapes differ");
-    let ours = ours.to_dtype(DType::F32).unwrap();
-    let diff = (ours - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = reference
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(f32::MIN_POSITIVE);
-    diff / scale
-}
-
-fn assert_close(what: &str, ours: &Tensor, reference: &Tensor) {
-    let err = relative_error(ours, reference);
-    assert!(
-        err <= TOLERANCE,
-        "{what}: relative error {err:e} > {TOLERANCE:e}"
-    );
-    eprintln!("{what}: relative error {err:e}");
-}
+use reference::{assert_close, fixture, Fixture};
 
 fn encoder(f: &Fixture) -> Umt5Encoder {
     let cfg = umt5::Config::load(&f.folder).unwrap();

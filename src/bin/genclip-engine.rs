@@ -33,22 +33,7 @@ options:
 Writes DIR/frame.0000.png ... as 16-bit RGB PNGs.";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("generate") => generate(&Flags::parse(&args[1..])),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => Err(format!("expected a command\n\n{USAGE}")),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("genclip-engine: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    genclip::cli::run("genclip-engine", USAGE, &[("generate", generate)])
 }
 
 struct Frame<'a> {

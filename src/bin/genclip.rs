@@ -55,24 +55,15 @@ fn main() -> ExitCode {
     // Behave like other command-line tools when the reader goes away (`genclip describe | head`).
     // SAFETY: restoring the default signal disposition before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("bundle") => cmd_bundle(&Flags::parse(&args[1..])),
-        Some("describe") => cmd_describe(&Flags::parse(&args[1..])),
-        Some("render") => cmd_render(&Flags::parse(&args[1..])),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => Err(format!("expected a command\n\n{USAGE}")),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("genclip: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    genclip::cli::run(
+        "genclip",
+        USAGE,
+        &[
+            ("bundle", cmd_bundle),
+            ("describe", cmd_describe),
+            ("render", cmd_render),
+        ],
+    )
 }
 
 fn exe_dir() -> Result<PathBuf, String> {
