@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, RwLock};
 
 use super::app::{Host, HostMessage};
-use super::ffi::{c_text, guard, guard_or, k, ofx, put};
+use super::ffi::{c_text, guard, guard_or, k, ofx, put, reply};
 use super::handles::{self, Obj};
 use super::image::RenderTarget;
 use super::params::ParamSet;
@@ -487,15 +487,12 @@ unsafe extern "C" fn get_property_set(
     e: ofx::OfxImageEffectHandle,
     out: *mut ofx::OfxPropertySetHandle,
 ) -> ofx::OfxStatus {
-    guard(|| {
-        let Some(e) = handles::effect(e as usize) else {
-            return ofx::kOfxStatErrBadHandle;
-        };
-        if out.is_null() {
-            return ofx::kOfxStatErrValue;
-        }
-        unsafe { put(out, e.props.as_handle()) };
-        ofx::kOfxStatOK
+    // SAFETY: `out` comes from the plugin, null or writable.
+    guard(|| unsafe {
+        reply(
+            handles::effect(e as usize).map(|e| e.props.as_handle()),
+            out,
+        )
     })
 }
 
@@ -503,15 +500,12 @@ unsafe extern "C" fn get_param_set(
     e: ofx::OfxImageEffectHandle,
     out: *mut ofx::OfxParamSetHandle,
 ) -> ofx::OfxStatus {
-    guard(|| {
-        let Some(e) = handles::effect(e as usize) else {
-            return ofx::kOfxStatErrBadHandle;
-        };
-        if out.is_null() {
-            return ofx::kOfxStatErrValue;
-        }
-        unsafe { put(out, e.params.handle as ofx::OfxParamSetHandle) };
-        ofx::kOfxStatOK
+    // SAFETY: `out` comes from the plugin, null or writable.
+    guard(|| unsafe {
+        reply(
+            handles::effect(e as usize).map(|e| e.params.handle as ofx::OfxParamSetHandle),
+            out,
+        )
     })
 }
 
@@ -574,16 +568,8 @@ unsafe extern "C" fn clip_get_property_set(
     c: ofx::OfxImageClipHandle,
     out: *mut ofx::OfxPropertySetHandle,
 ) -> ofx::OfxStatus {
-    guard(|| {
-        let Some(c) = handles::clip(c as usize) else {
-            return ofx::kOfxStatErrBadHandle;
-        };
-        if out.is_null() {
-            return ofx::kOfxStatErrValue;
-        }
-        unsafe { put(out, c.props.as_handle()) };
-        ofx::kOfxStatOK
-    })
+    // SAFETY: `out` comes from the plugin, null or writable.
+    guard(|| unsafe { reply(handles::clip(c as usize).map(|c| c.props.as_handle()), out) })
 }
 
 unsafe extern "C" fn clip_get_image(

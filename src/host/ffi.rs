@@ -58,6 +58,22 @@ pub(crate) unsafe fn put<T>(p: *mut T, value: T) {
     unsafe { p.write_unaligned(value) }
 }
 
+/// The usual answer of a getter: `value` (from a handle that resolved) written through `out`;
+/// a handle that did not resolve is a bad handle, a null `out` a bad value.
+///
+/// # Safety
+/// `out` must be null or valid for one write of `T`.
+pub(crate) unsafe fn reply<T>(value: Option<T>, out: *mut T) -> ofx::OfxStatus {
+    match value {
+        None => ofx::kOfxStatErrBadHandle,
+        Some(_) if out.is_null() => ofx::kOfxStatErrValue,
+        Some(v) => {
+            unsafe { put(out, v) };
+            ofx::kOfxStatOK
+        }
+    }
+}
+
 /// The name of an OfxStatus code, for error messages.
 pub fn status_name(status: i32) -> String {
     let name = match status {

@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::app::Host;
 use super::curve::{Curve, Interp};
-use super::ffi::{c_str, c_text, guard, k, ofx, put};
+use super::ffi::{c_str, c_text, guard, k, ofx, put, reply};
 use super::handles::{self, Obj};
 use super::props::{Access, PropValue, PropertySet, RO, RW, VAR};
 use super::shim::{self, ShimValues};
@@ -856,15 +856,12 @@ unsafe extern "C" fn param_set_get_property_set(
     set: ofx::OfxParamSetHandle,
     out: *mut ofx::OfxPropertySetHandle,
 ) -> ofx::OfxStatus {
+    // SAFETY: `out` comes from the plugin, null or writable.
     guard(|| unsafe {
-        let Some(set) = handles::param_set(set as usize) else {
-            return ofx::kOfxStatErrBadHandle;
-        };
-        if out.is_null() {
-            return ofx::kOfxStatErrValue;
-        }
-        put(out, set.props.as_handle());
-        ofx::kOfxStatOK
+        reply(
+            handles::param_set(set as usize).map(|set| set.props.as_handle()),
+            out,
+        )
     })
 }
 
@@ -872,15 +869,12 @@ unsafe extern "C" fn param_get_property_set(
     param: ofx::OfxParamHandle,
     out: *mut ofx::OfxPropertySetHandle,
 ) -> ofx::OfxStatus {
+    // SAFETY: `out` comes from the plugin, null or writable.
     guard(|| unsafe {
-        let Some(p) = handles::param(param as usize) else {
-            return ofx::kOfxStatErrBadHandle;
-        };
-        if out.is_null() {
-            return ofx::kOfxStatErrValue;
-        }
-        put(out, p.props.as_handle());
-        ofx::kOfxStatOK
+        reply(
+            handles::param(param as usize).map(|p| p.props.as_handle()),
+            out,
+        )
     })
 }
 
