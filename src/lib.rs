@@ -7,6 +7,7 @@
 //!   bundle and drive it exactly as an editing host does.
 
 pub mod bundle;
+pub mod cache;
 pub mod cli;
 pub mod effect;
 pub mod engine;
