@@ -15,3 +15,4 @@ pub mod frame_files;
 pub mod host;
 pub mod models;
 pub mod ofx;
+pub mod timeline;
