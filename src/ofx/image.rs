@@ -134,19 +134,34 @@ impl Image {
         if self.bounds.x2 < self.bounds.x1 || self.bounds.y2 < self.bounds.y1 {
             return bad("inverted bounds");
         }
+        // No real frame is this large; a larger one is a confused host, and refusing it keeps
+        // every offset below (rows x rowBytes) far from overflow.
+        const MAX_SIDE: usize = 1 << 18;
+        if self.width() > MAX_SIDE || self.height() > MAX_SIDE {
+            return bad("bounds larger than 262144 pixels on a side");
+        }
         let min_row = self.width() * self.pixel_bytes();
         if self.row_bytes.unsigned_abs() < min_row {
             return bad("rowBytes smaller than a row of pixels");
         }
+        if self
+            .row_bytes
+            .unsigned_abs()
+            .checked_mul(self.height())
+            .is_none_or(|span| span > isize::MAX as usize)
+        {
+            return bad("rowBytes times height overflows the address space");
+        }
         Ok(())
     }
 
+    /// Computed in i64: bounds near the ends of the i32 range must not wrap.
     pub fn width(&self) -> usize {
-        (self.bounds.x2 - self.bounds.x1) as usize
+        (i64::from(self.bounds.x2) - i64::from(self.bounds.x1)).max(0) as usize
     }
 
     pub fn height(&self) -> usize {
-        (self.bounds.y2 - self.bounds.y1) as usize
+        (i64::from(self.bounds.y2) - i64::from(self.bounds.y1)).max(0) as usize
     }
 
     pub fn pixel_bytes(&self) -> usize {
