@@ -35,6 +35,10 @@ fn pipeline(f: &Fixture) -> Pipeline {
 /// Share of 8-bit values that differ by more than 1 between two frame sets in [0, 1].
 fn eight_bit_mismatch(ours: &[f32], reference: &[f32]) -> f64 {
     assert_eq!(ours.len(), reference.len());
+    assert!(
+        ours.iter().all(|v| v.is_finite()),
+        "frames hold NaN or infinite values"
+    );
     let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as i32;
     let bad = ours
         .iter()
@@ -340,7 +344,14 @@ fn bf16_generates_close_to_the_f32_reference() {
         .iter()
         .zip(&reference)
         .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+        // A NaN must fail the test, not vanish in the max.
+        .fold(0f32, |worst, d| {
+            if d.is_nan() {
+                f32::INFINITY
+            } else {
+                worst.max(d)
+            }
+        });
     eprintln!("bf16 vs f32 reference: worst frame difference {worst}");
     assert!(
         worst < 0.1,

@@ -4,9 +4,10 @@
 torch draws CPU normals in two ways, chosen per tensor (see torch's DistributionTemplates.h):
 tensors of >= 16 elements get 24-bit uniforms and a Box-Muller pass over blocks of 16; smaller
 ones get a double-precision Box-Muller that caches its second value in the generator. The
-16-block pass has a scalar form (torch's DEFAULT and AVX512 kernels) and an AVX2 form with
-polynomial log/sin/cos; which one runs depends on the CPU torch detects, so the fixtures are
-made once per form, forcing the form with ATEN_CPU_CAPABILITY.
+16-block pass has a portable form (torch's DEFAULT kernels, C library log/sin/cos) and an
+AVX2 form with polynomial log/sin/cos, which torch's AVX512 build runs too; which one runs
+depends on the CPU torch detects, so the fixtures are made per capability, forcing it with
+ATEN_CPU_CAPABILITY (avx512.bin equals avx2.bin; a test pins that down).
 
 Writes tests/fixtures/torch_randn/cases.txt (one generator per line: seed, then the element
 counts drawn one after another) and <form>.bin (every value, float32 little-endian, in order).

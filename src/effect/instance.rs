@@ -101,7 +101,10 @@ pub fn create(effect: &Effect) -> OfxResult<()> {
         release(raw);
         return Err(e);
     }
-    release(old);
+    // A stale pointer whose address the allocator reused for the new instance is not old.
+    if old != raw {
+        release(old);
+    }
     Ok(())
 }
 

@@ -81,10 +81,16 @@ fn glyph(c: char) -> [u8; 8] {
 /// ellipsised when text remains).
 fn wrap(text: &str, columns: usize, max_lines: usize) -> Vec<String> {
     let columns = columns.max(4);
+    // Only the first lines are shown: look at no more text than fills one line beyond them,
+    // so a huge prompt costs no more per frame than a short one.
+    let budget = (max_lines + 1) * (columns + 1);
     let mut lines: Vec<String> = Vec::new();
     let mut current = String::new();
     for word in text.split_whitespace() {
-        let mut word: String = word.to_string();
+        if lines.len() > max_lines {
+            break;
+        }
+        let mut word: String = word.chars().take(budget).collect();
         while word.chars().count() > columns {
             let head: String = word.chars().take(columns).collect();
             if !current.is_empty() {
@@ -231,6 +237,14 @@ impl Slate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrap_stops_early_on_huge_text() {
+        let huge = "x".repeat(5_000_000) + " and more";
+        let lines = wrap(&huge, 40, 3);
+        assert_eq!(lines.len(), 3);
+        assert!(lines[2].ends_with("..."));
+    }
 
     #[test]
     fn wrap_respects_columns_and_line_limit() {
