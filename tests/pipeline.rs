@@ -28,6 +28,24 @@ fn request(f: &Fixture) -> Request {
     }
 }
 
+/// The fixtures' initial noise: torch's CPU randn as its AVX2 kernel draws it (the kernel
+/// torch ran when the fixtures were made), whatever CPU runs the test.
+fn fixture_noise(req: &Request, shape: &[usize]) -> Tensor {
+    TorchGenerator::with_form(req.seed, NormalForm::Avx2)
+        .randn_tensor(shape, &Device::Cpu)
+        .unwrap()
+}
+
+/// Whether `generate` on this CPU draws the noise the fixtures hold (it draws what torch
+/// would draw here); end-to-end tests skip, saying so, where it does not.
+fn cpu_draws_the_fixtures_noise() -> bool {
+    let same = NormalForm::of_this_cpu() == NormalForm::Avx2;
+    if !same {
+        eprintln!("skipped: this CPU draws torch's portable noise; the fixtures hold AVX2 noise");
+    }
+    same
+}
+
 fn pipeline(f: &Fixture) -> Pipeline {
     Pipeline::load(f.root.join("model"), &Device::Cpu, DType::F32).unwrap()
 }
@@ -55,8 +73,7 @@ fn check_stages(name: &str) {
 
     // Noise: torch's CPU randn (the fixtures were drawn by torch's AVX2 kernel).
     let shape = pipeline.latent_shape(&req).unwrap();
-    let noise = TorchGenerator::with_form(req.seed, NormalForm::Avx2).randn(shape.iter().product());
-    let noise = Tensor::from_vec(noise, shape.to_vec(), &Device::Cpu).unwrap();
+    let noise = fixture_noise(&req, &shape);
     assert_eq!(
         relative_error(&noise, f.get("latents.initial")),
         0.0,
@@ -139,8 +156,7 @@ fn every_stage_matches_wan_pipeline_b() {
 /// `generate` end to end, on the noise form this CPU gets (torch would draw the same here).
 #[test]
 fn generate_end_to_end_matches_wan_pipeline() {
-    if NormalForm::of_this_cpu() != NormalForm::Avx2 {
-        eprintln!("skipped: this CPU draws torch's portable noise; the fixtures hold AVX2 noise");
+    if !cpu_draws_the_fixtures_noise() {
         return;
     }
     let f = fixture("wan_tiny_a");
@@ -213,8 +229,7 @@ fn bad_requests_say_what_to_use() {
 /// `genclip-engine generate` writes the clip as 16-bit RGB PNGs equal to Diffusers' frames.
 #[test]
 fn genclip_engine_generate_writes_the_frames() {
-    if NormalForm::of_this_cpu() != NormalForm::Avx2 {
-        eprintln!("skipped: this CPU draws torch's portable noise; the fixtures hold AVX2 noise");
+    if !cpu_draws_the_fixtures_noise() {
         return;
     }
     let f = fixture("wan_tiny_a");
@@ -320,8 +335,7 @@ fn bf16_generates_close_to_the_f32_reference() {
     let pipeline = Pipeline::load(f.root.join("model"), &Device::Cpu, DType::BF16).unwrap();
     let req = request(&f);
     let shape = pipeline.latent_shape(&req).unwrap();
-    let noise = TorchGenerator::with_form(req.seed, NormalForm::Avx2).randn(shape.iter().product());
-    let noise = Tensor::from_vec(noise, shape.to_vec(), &Device::Cpu).unwrap();
+    let noise = fixture_noise(&req, &shape);
     let cond = pipeline.encode_prompt(&req.prompt).unwrap();
     let uncond = pipeline.encode_prompt(&req.negative_prompt).unwrap();
     let latents = pipeline

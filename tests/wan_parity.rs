@@ -4,7 +4,7 @@
 //!
 //! Tolerance: see tests/reference/mod.rs (1e-4 of the reference's largest magnitude).
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use genclip::models::umt5::{self, Umt5Encoder};
 use genclip::models::wan::config::TransformerConfig;
 use genclip::models::wan::transformer::WanTransformer;
@@ -15,11 +15,7 @@ use reference::{assert_close, fixture, Fixture};
 
 fn encoder(f: &Fixture) -> Umt5Encoder {
     let cfg = umt5::Config::load(&f.folder).unwrap();
-    let vb = f
-        .folder
-        .weights("text_encoder", DType::F32, &Device::Cpu)
-        .unwrap()
-        .var_builder();
+    let vb = f.var_builder("text_encoder");
     Umt5Encoder::new(&cfg, vb).unwrap()
 }
 
@@ -81,11 +77,7 @@ fn prompt_embeddings_match_the_pipeline_b() {
 fn check_transformer(name: &str) {
     let f = fixture(name);
     let cfg = TransformerConfig::load(&f.folder).unwrap();
-    let vb = f
-        .folder
-        .weights("transformer", DType::F32, &Device::Cpu)
-        .unwrap()
-        .var_builder();
+    let vb = f.var_builder("transformer");
     let model = WanTransformer::new(&cfg, vb).unwrap();
     let out = model
         .forward(
@@ -130,11 +122,7 @@ fn check_vae(name: &str) {
     use genclip::models::wan::{config::VaeConfig, vae::WanVaeDecoder};
     let f = fixture(name);
     let cfg = VaeConfig::load(&f.folder).unwrap();
-    let vb = f
-        .folder
-        .weights("vae", DType::F32, &Device::Cpu)
-        .unwrap()
-        .var_builder();
+    let vb = f.var_builder("vae");
     let vae = WanVaeDecoder::new(&cfg, vb).unwrap();
     let z = f.get("vae_check.z");
     assert_close(
@@ -184,11 +172,7 @@ fn check_vae_encoder(name: &str) {
     use genclip::models::wan::{config::VaeConfig, vae_encoder::WanVaeEncoder};
     let f = fixture(name);
     let cfg = VaeConfig::load(&f.folder).unwrap();
-    let vb = f
-        .folder
-        .weights("vae", DType::F32, &Device::Cpu)
-        .unwrap()
-        .var_builder();
+    let vb = f.var_builder("vae");
     let vae = WanVaeEncoder::new(&cfg, vb).unwrap();
     let video = f.get("vae_encode_check.video");
     let mut chunks_done = Vec::new();

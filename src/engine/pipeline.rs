@@ -185,8 +185,7 @@ impl Pipeline {
 
     /// The initial noise: torch's CPU `randn` for the seed, bit for bit.
     pub fn initial_noise(&self, shape: [usize; 5], seed: u64) -> candle_core::Result<Tensor> {
-        let values = TorchGenerator::manual_seed(seed).randn(shape.iter().product());
-        Tensor::from_vec(values, shape.to_vec(), &self.device)
+        TorchGenerator::manual_seed(seed).randn_tensor(&shape, &self.device)
     }
 
     /// Denoises `latents` with classifier-free guidance (when the scale is above 1, as

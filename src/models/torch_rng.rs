@@ -141,6 +141,16 @@ impl TorchGenerator {
         r * theta.cos()
     }
 
+    /// `torch.randn(shape)` as an f32 tensor on `device`.
+    pub fn randn_tensor(
+        &mut self,
+        shape: &[usize],
+        device: &candle_core::Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let values = self.randn(shape.iter().product());
+        candle_core::Tensor::from_vec(values, shape.to_vec(), device)
+    }
+
     /// `torch.randn(n)` (any shape with `n` elements, contiguous), as f32.
     pub fn randn(&mut self, n: usize) -> Vec<f32> {
         if n < 16 {

@@ -44,6 +44,14 @@ pub fn fixture(name: &str) -> Fixture {
 }
 
 impl Fixture {
+    /// A component's weights, f32 on the CPU, as the parity tests load them.
+    pub fn var_builder(&self, component: &str) -> candle_nn::VarBuilder<'static> {
+        self.folder
+            .weights(component, DType::F32, &Device::Cpu)
+            .unwrap()
+            .var_builder()
+    }
+
     pub fn get(&self, name: &str) -> &Tensor {
         self.expected
             .get(name)
