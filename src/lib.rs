@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod effect;
 pub mod engine;
 pub mod frame_files;

@@ -4,6 +4,7 @@
 //! model folder names, de-normalise, decode one latent frame at a time, and map [-1, 1] to
 //! [0, 1].
 
+use crate::client::protocol::{ClipRequest, Sampler};
 use crate::models::diffusers::ModelFolder;
 use crate::models::prompt::{clean_prompt, PromptTokenizer};
 use crate::models::schedulers::Scheduler;
@@ -304,5 +305,36 @@ impl Pipeline {
         let noise = self.initial_noise(shape, req.seed)?;
         let latents = self.denoise(noise, &cond, uncond.as_ref(), req, progress, abort)?;
         self.decode(&latents, progress, abort)
+    }
+}
+
+impl Pipeline {
+    /// One clip of the engine protocol ([`ClipRequest`]): the entry point of the engine
+    /// process. A single prompt in one window, with the model's own scheduler, is exactly
+    /// [`Pipeline::generate`].
+    pub fn generate_clip(
+        &self,
+        req: &ClipRequest,
+        progress: &mut dyn FnMut(Stage),
+        abort: &dyn Fn() -> bool,
+    ) -> Result<Video, GenerateError> {
+        let single = req.prompts.len() == 1 && req.windows.is_none();
+        if !single || req.shift.is_some() || req.sampler != Sampler::ModelDefault {
+            return Err(GenerateError::Failed(candle_core::Error::Msg(
+                "this engine generates one prompt in one window with the model's scheduler only"
+                    .into(),
+            )));
+        }
+        let plain = Request {
+            prompt: req.prompts[0].clone(),
+            negative_prompt: req.negative_prompt.clone(),
+            seed: req.seed,
+            steps: req.steps,
+            guidance_scale: req.guidance_scale,
+            width: req.width,
+            height: req.height,
+            frames: req.frames,
+        };
+        self.generate(&plain, progress, abort)
     }
 }
