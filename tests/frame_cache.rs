@@ -127,6 +127,36 @@ fn generator_errors_pass_through_and_release_the_lock() {
     assert!(!c.disk().path(&key(3)).exists());
 }
 
+/// The engine process writes the entry itself; the cache reads it back under the lock.
+#[test]
+fn a_producer_that_writes_the_entry_itself_is_read_back() {
+    let dir = TempDir::new("fill");
+    let c = FrameCache::new(config(&dir.0)).unwrap();
+    let k = key(4);
+    let got = c
+        .get_or_fill(&k, || {
+            assert!(c.disk().lock_path(&k).exists(), "fill runs under the lock");
+            c.disk().write(&k, &clip(4)).map_err(|e| e.to_string())
+        })
+        .unwrap();
+    assert_eq!(*got, clip(4));
+    assert!(!c.disk().lock_path(&k).exists(), "lock released");
+    // Now a memory hit: fill is not run again.
+    let again = c
+        .get_or_fill(&k, || -> Result<(), Infallible> { panic!("filled twice") })
+        .unwrap();
+    assert!(Arc::ptr_eq(&got, &again));
+    // Success without an entry is an error, not a hang or an empty clip.
+    let e = c
+        .get_or_fill(&key(5), || Ok::<(), Infallible>(()))
+        .unwrap_err();
+    assert!(matches!(e, CacheError::InvalidClip(_)), "{e}");
+    // A failing producer's error passes through and releases the lock.
+    let e = c.get_or_fill(&key(6), || Err("engine died")).unwrap_err();
+    assert_eq!(e.to_string(), "engine died");
+    assert!(!c.disk().lock_path(&key(6)).exists());
+}
+
 #[test]
 fn memory_budget_evicts_least_recently_used() {
     let dir = TempDir::new("lru");

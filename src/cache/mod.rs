@@ -279,6 +279,58 @@ impl FrameCache {
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.under_lock(key, || {
+            let clip = generate().map_err(|e| CacheError::Generate(e.into()))?;
+            let clip = Clip::new(
+                clip.frames,
+                clip.height,
+                clip.width,
+                clip.channels,
+                clip.data,
+            )?;
+            self.counters.generated.fetch_add(1, Ordering::Relaxed);
+            if self.disk.write(key, &clip).is_err() {
+                self.counters
+                    .disk_write_failures
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            let clip = Arc::new(clip);
+            self.memory.insert(*key, clip.clone());
+            Ok(clip)
+        })
+    }
+
+    /// As [`FrameCache::get_or_generate`], for a producer that writes the disk entry itself
+    /// (the engine process writes `<key>.gcf` atomically; frames never cross the pipe):
+    /// `fill` runs under the key's lock, then the entry is read back and verified like any
+    /// other. A `fill` that reports success without leaving a valid entry is an error.
+    pub fn get_or_fill<E>(
+        &self,
+        key: &CacheKey,
+        fill: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Arc<Clip>, CacheError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.under_lock(key, || {
+            fill().map_err(|e| CacheError::Generate(e.into()))?;
+            self.counters.generated.fetch_add(1, Ordering::Relaxed);
+            self.read_disk(key)?.ok_or_else(|| {
+                CacheError::InvalidClip(format!(
+                    "the generator reported {} written, but it is missing or damaged",
+                    self.disk.path(key).display()
+                ))
+            })
+        })
+    }
+
+    /// Memory, disk, else `make` while holding the key's lock (waiting for another holder
+    /// first, and reading what it wrote).
+    fn under_lock(
+        &self,
+        key: &CacheKey,
+        make: impl FnOnce() -> Result<Arc<Clip>, CacheError>,
+    ) -> Result<Arc<Clip>, CacheError> {
         if let Some(c) = self.get(key)? {
             return Ok(c);
         }
@@ -301,22 +353,6 @@ impl FrameCache {
         if let Some(c) = self.get(key)? {
             return Ok(c);
         }
-        let clip = generate().map_err(|e| CacheError::Generate(e.into()))?;
-        let clip = Clip::new(
-            clip.frames,
-            clip.height,
-            clip.width,
-            clip.channels,
-            clip.data,
-        )?;
-        self.counters.generated.fetch_add(1, Ordering::Relaxed);
-        if self.disk.write(key, &clip).is_err() {
-            self.counters
-                .disk_write_failures
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        let clip = Arc::new(clip);
-        self.memory.insert(*key, clip.clone());
-        Ok(clip)
+        make()
     }
 }
