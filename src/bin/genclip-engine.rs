@@ -21,6 +21,8 @@ genclip-engine: GenClip's Wan2.1 text-to-video engine, without a host
 
 usage:
   genclip-engine generate --model DIR --prompt TEXT --out DIR [options]
+  genclip-engine bench --model DIR --component NAME [--inputs FILE] [--runs N]
+      times one component as JSON (run by tools/bench_reference.py; docs/benchmarks.md)
 
 options:
   --negative-prompt TEXT   what to avoid (default: none)
@@ -33,7 +35,14 @@ options:
 Writes DIR/frame.0000.png ... as 16-bit RGB PNGs.";
 
 fn main() -> ExitCode {
-    genclip::cli::run("genclip-engine", USAGE, &[("generate", generate)])
+    genclip::cli::run(
+        "genclip-engine",
+        USAGE,
+        &[
+            ("generate", generate),
+            ("bench", genclip::engine::bench::run),
+        ],
+    )
 }
 
 struct Frame<'a> {

@@ -1,0 +1,381 @@
+//! `genclip-engine bench`: times one model component (or the whole pipeline) of a Diffusers
+//! Wan2.1 folder and reports time and memory as one JSON object on stdout.
+//!
+//! `tools/bench_reference.py` writes the model folder and the inputs (the same random weights
+//! and tensors its PyTorch side loads), runs this command once per component, each in its
+//! own process, and prints ours / PyTorch ratios. docs/benchmarks.md describes the method.
+//!
+//! Memory is read from `/proc/self/status` (Linux): the resident set once the component is
+//! loaded, then the high-water mark over the warm-up and timed runs, after resetting it with
+//! `/proc/self/clear_refs` so that the load's own peak (weights memory-mapped and copied) does
+//! not hide the forward pass's.
+
+use crate::cli::Flags;
+use crate::engine::pipeline::{Pipeline, Request};
+use crate::models::diffusers::ModelFolder;
+use crate::models::umt5::{self, Umt5Encoder};
+use crate::models::wan::config::{TransformerConfig, VaeConfig};
+use crate::models::wan::transformer::WanTransformer;
+use crate::models::wan::vae::WanVaeDecoder;
+use candle_core::{DType, Device, Tensor};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What one bench process measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    /// One denoising step with classifier-free guidance: one call at batch 2.
+    Transformer,
+    /// The VAE decode of the whole latent.
+    Vae,
+    /// The umT5 encoder on the input ids.
+    TextEncoder,
+    /// `Pipeline::generate`, prompt to frames.
+    Pipeline,
+}
+
+impl Component {
+    pub fn parse(name: &str) -> Result<Component, String> {
+        match name {
+            "transformer" => Ok(Component::Transformer),
+            "vae" => Ok(Component::Vae),
+            "text_encoder" => Ok(Component::TextEncoder),
+            "pipeline" => Ok(Component::Pipeline),
+            _ => Err(format!(
+                "--component {name}: use transformer, vae, text_encoder or pipeline"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Transformer => "transformer",
+            Component::Vae => "vae",
+            Component::TextEncoder => "text_encoder",
+            Component::Pipeline => "pipeline",
+        }
+    }
+}
+
+/// Resident-memory figures of this process, in bytes (Linux `/proc/self/status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// VmRSS: resident now.
+    pub resident: u64,
+    /// VmHWM: the most resident since the process started or [`reset_peak`] last ran.
+    pub peak: u64,
+}
+
+/// This process's resident memory, or `None` where `/proc` is not there.
+pub fn memory() -> Option<Memory> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    };
+    Some(Memory {
+        resident: field("VmRSS:")?,
+        peak: field("VmHWM:")?,
+    })
+}
+
+/// Sets the high-water mark back to what is resident now (Linux 4.0+); false where the
+/// kernel refused, and the mark then still holds every earlier peak.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// A loaded component, ready to run on its inputs.
+enum Loaded {
+    Transformer {
+        model: WanTransformer,
+        latents: Tensor,
+        timestep: Tensor,
+        text: Tensor,
+    },
+    Vae {
+        model: WanVaeDecoder,
+        z: Tensor,
+    },
+    TextEncoder {
+        model: Umt5Encoder,
+        ids: Tensor,
+    },
+    Pipeline {
+        pipeline: Box<Pipeline>,
+        request: Request,
+    },
+}
+
+/// The inputs file's tensor `name`, with a sentence naming the file when it is missing.
+fn input(inputs: &HashMap<String, Tensor>, file: &Path, name: &str) -> Result<Tensor, String> {
+    inputs.get(name).cloned().ok_or_else(|| {
+        format!(
+            "{} has no tensor {name}: write it with tools/bench_reference.py",
+            file.display()
+        )
+    })
+}
+
+fn load_inputs(file: Option<&Path>) -> Result<(HashMap<String, Tensor>, PathBuf), String> {
+    let file = file.ok_or("bench needs --inputs FILE (inputs.safetensors)")?;
+    let tensors = candle_core::safetensors::load(file, &Device::Cpu)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok((tensors, file.to_path_buf()))
+}
+
+fn load(
+    component: Component,
+    model: &Path,
+    inputs: Option<&Path>,
+    request: Option<Request>,
+) -> Result<Loaded, String> {
+    let cpu = Device::Cpu;
+    let err = |e: candle_core::Error| format!("{}: {e}", model.display());
+    if component == Component::Pipeline {
+        let request = request.ok_or("bench --component pipeline needs the request flags")?;
+        let pipeline = Pipeline::load(model, &cpu, DType::F32).map_err(err)?;
+        return Ok(Loaded::Pipeline {
+            pipeline: Box::new(pipeline),
+            request,
+        });
+    }
+    let (tensors, file) = load_inputs(inputs)?;
+    let folder = ModelFolder::open(model).map_err(err)?;
+    let weights = |name: &str| {
+        folder
+            .weights(name, DType::F32, &cpu)
+            .map(|w| w.var_builder())
+            .map_err(err)
+    };
+    Ok(match component {
+        Component::Transformer => Loaded::Transformer {
+            model: WanTransformer::new(
+                &TransformerConfig::load(&folder).map_err(err)?,
+                weights("transformer")?,
+            )
+            .map_err(err)?,
+            latents: input(&tensors, &file, "transformer.hidden_states")?,
+            timestep: input(&tensors, &file, "transformer.timestep")?,
+            text: input(&tensors, &file, "transformer.encoder_hidden_states")?,
+        },
+        Component::Vae => Loaded::Vae {
+            model: WanVaeDecoder::new(&VaeConfig::load(&folder).map_err(err)?, weights("vae")?)
+                .map_err(err)?,
+            z: input(&tensors, &file, "vae.z")?,
+        },
+        Component::TextEncoder => Loaded::TextEncoder {
+            model: Umt5Encoder::new(
+                &umt5::Config::load(&folder).map_err(err)?,
+                weights("text_encoder")?,
+            )
+            .map_err(err)?,
+            ids: input(&tensors, &file, "text_encoder.input_ids")?,
+        },
+        Component::Pipeline => unreachable!("returned above"),
+    })
+}
+
+impl Loaded {
+    /// One measured call; returns its output (frames [F, H, W, 3] for the pipeline).
+    fn run(&self) -> Result<Tensor, String> {
+        let e = |e: candle_core::Error| e.to_string();
+        match self {
+            Loaded::Transformer {
+                model,
+                latents,
+                timestep,
+                text,
+            } => model.forward(latents, timestep, text).map_err(e),
+            Loaded::Vae { model, z } => model.decode(z, |_, _| Ok(())).map_err(e),
+            Loaded::TextEncoder { model, ids } => model.forward(ids, None).map_err(e),
+            Loaded::Pipeline { pipeline, request } => {
+                let video = pipeline
+                    .generate(request, &mut |_| {}, &|| false)
+                    .map_err(|e| e.to_string())?;
+                let shape = (video.frames, video.height, video.width, 3);
+                Tensor::from_vec(video.rgb, shape, &Device::Cpu).map_err(e)
+            }
+        }
+    }
+}
+
+fn median(times: &[f64]) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// What to measure and how often.
+pub struct Options {
+    pub component: Component,
+    pub model: PathBuf,
+    pub inputs: Option<PathBuf>,
+    /// For the pipeline component.
+    pub request: Option<Request>,
+    pub warmup: usize,
+    pub runs: usize,
+    /// Where to write the last run's output (`output` in a safetensors file).
+    pub save_output: Option<PathBuf>,
+}
+
+/// Loads, warms up, runs and reports (the JSON object `bench` prints).
+pub fn measure(options: &Options) -> Result<Value, String> {
+    let before_load = memory();
+    let started = Instant::now();
+    let loaded = load(
+        options.component,
+        &options.model,
+        options.inputs.as_deref(),
+        options.request.clone(),
+    )?;
+    let load_s = started.elapsed().as_secs_f64();
+    let after_load = memory();
+    let peak_reset = reset_peak();
+
+    let mut times = Vec::with_capacity(options.runs);
+    let mut output = None;
+    for i in 0..options.warmup + options.runs {
+        let started = Instant::now();
+        let out = loaded.run()?;
+        if i >= options.warmup {
+            times.push(started.elapsed().as_secs_f64());
+        }
+        output = Some(out);
+    }
+    let after_runs = memory();
+    let output = output.ok_or("bench needs --runs of at least 1")?;
+    if let Some(path) = &options.save_output {
+        output
+            .save_safetensors("output", path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let bytes = |m: Option<Memory>, f: fn(Memory) -> u64| m.map(f);
+    Ok(json!({
+        "side": "genclip",
+        "component": options.component.name(),
+        "threads": candle_core::utils::get_num_threads(),
+        "warmup": options.warmup,
+        "runs": options.runs,
+        "load_s": load_s,
+        "times_s": times,
+        "median_s": median(&times),
+        "rss_before_load": bytes(before_load, |m| m.resident),
+        "rss_after_load": bytes(after_load, |m| m.resident),
+        "peak_rss_load": bytes(after_load, |m| m.peak),
+        "peak_rss_runs": bytes(after_runs, |m| m.peak),
+        "peak_reset": peak_reset,
+        "output_shape": output.dims(),
+    }))
+}
+
+/// The `bench` subcommand.
+pub fn run(flags: &Flags) -> Result<(), String> {
+    flags.check_known(&[
+        "model",
+        "component",
+        "inputs",
+        "warmup",
+        "runs",
+        "save-output",
+        "prompt",
+        "negative-prompt",
+        "seed",
+        "steps",
+        "guidance",
+        "width",
+        "height",
+        "frames",
+    ])?;
+    let component = Component::parse(
+        flags
+            .get("component")
+            .ok_or("bench needs --component transformer|vae|text_encoder|pipeline")?,
+    )?;
+    let request = match flags.get("prompt") {
+        Some(prompt) => Some(Request {
+            prompt: prompt.to_string(),
+            negative_prompt: flags.get("negative-prompt").unwrap_or("").to_string(),
+            seed: flags.parsed("seed")?.unwrap_or(42),
+            steps: flags.parsed("steps")?.ok_or("bench needs --steps N")?,
+            guidance_scale: flags.parsed("guidance")?.unwrap_or(5.0),
+            width: flags.parsed("width")?.ok_or("bench needs --width W")?,
+            height: flags.parsed("height")?.ok_or("bench needs --height H")?,
+            frames: flags.parsed("frames")?.ok_or("bench needs --frames F")?,
+        }),
+        None => None,
+    };
+    let options = Options {
+        component,
+        model: PathBuf::from(
+            flags
+                .get("model")
+                .ok_or("bench needs --model DIR (a Diffusers Wan2.1 folder)")?,
+        ),
+        inputs: flags.get("inputs").map(PathBuf::from),
+        request,
+        warmup: flags.parsed("warmup")?.unwrap_or(1),
+        runs: flags.parsed("runs")?.unwrap_or(3),
+        save_output: flags.get("save-output").map(PathBuf::from),
+    };
+    let report = measure(&options)?;
+    println!("{report}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn memory_sees_an_allocation() {
+        let Some(before) = memory() else {
+            eprintln!("skipped: no /proc/self/status here");
+            return;
+        };
+        // 64 MiB, touched page by page so that it is resident. (The peak reset is checked
+        // in tests/attention_memory.rs, in a process of its own.)
+        let mut block = vec![0u8; 64 << 20];
+        for i in (0..block.len()).step_by(4096) {
+            block[i] = 1;
+        }
+        std::hint::black_box(&block);
+        let during = memory().unwrap();
+        assert!(
+            during.peak >= before.resident + (48 << 20),
+            "{before:?} {during:?}"
+        );
+    }
+
+    #[test]
+    fn component_names_round_trip() {
+        for c in [
+            Component::Transformer,
+            Component::Vae,
+            Component::TextEncoder,
+            Component::Pipeline,
+        ] {
+            assert_eq!(Component::parse(c.name()), Ok(c));
+        }
+        assert!(Component::parse("unet").is_err());
+    }
+}
