@@ -7,6 +7,9 @@
 //! ```
 //! writes `DIR/frame.0000.png …` as 16-bit RGB PNGs. The scheduler is the one the model
 //! folder's `scheduler/scheduler_config.json` names, as in Diffusers.
+//!
+//! `genclip-engine serve [--idle-timeout SECS]` is the engine process GenClip.ofx starts
+//! (`genclip::engine::server`, `docs/engine-process.md`).
 
 use candle_core::{DType, Device};
 use genclip::cli::Flags;
@@ -23,6 +26,9 @@ usage:
   genclip-engine generate --model DIR --prompt TEXT --out DIR [options]
   genclip-engine bench --model DIR --component NAME [--inputs FILE] [--runs N]
       times one component as JSON (run by tools/bench_reference.py; docs/benchmarks.md)
+  genclip-engine serve [--idle-timeout SECS]
+      the engine process GenClip.ofx starts: protocol lines on stdin/stdout, exits after
+      SECS without a job (default 300, or GENCLIP_ENGINE_IDLE_SECS); docs/engine-process.md
 
 options:
   --negative-prompt TEXT   what to avoid (default: none)
@@ -41,8 +47,36 @@ fn main() -> ExitCode {
         &[
             ("generate", generate),
             ("bench", genclip::engine::bench::run),
+            ("serve", serve),
         ],
     )
+}
+
+fn serve(flags: &Flags) -> Result<(), String> {
+    use genclip::engine::server::{self, ServeOptions, IDLE_ENV};
+    flags.check_known(&["idle-timeout"])?;
+    let from_env = std::env::var(IDLE_ENV).ok().filter(|v| !v.is_empty());
+    let idle_timeout = match flags.get("idle-timeout").or(from_env.as_deref()) {
+        Some(text) => match text.parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs > 0.0 => std::time::Duration::from_secs_f64(secs),
+            _ => {
+                return Err(format!(
+                    "the idle timeout {text:?} is not a positive number of seconds"
+                ))
+            }
+        },
+        None => server::DEFAULT_IDLE_TIMEOUT,
+    };
+    let output =
+        server::take_stdout().map_err(|e| format!("cannot set up the protocol output: {e}"))?;
+    let options = ServeOptions {
+        idle_timeout,
+        ..ServeOptions::default()
+    };
+    let input = std::io::BufReader::new(std::io::stdin());
+    let exit = server::serve(input, Box::new(output), &options)?;
+    eprintln!("genclip-engine: stopped ({exit:?})");
+    Ok(())
 }
 
 struct Frame<'a> {

@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod pipeline;
+pub mod server;
 
 pub use pipeline::{GenerateError, Pipeline, Request, Stage, Video};
