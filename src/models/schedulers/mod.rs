@@ -40,11 +40,17 @@ impl Scheduler {
     }
 
     pub fn from_config_file(path: &Path) -> Result<Scheduler> {
+        let config = Scheduler::read_config_file(path)?;
+        Scheduler::from_config(&config).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
+    }
+
+    /// A `scheduler_config.json` as JSON, unchecked (the engine derives other schedulers'
+    /// configs from the model's).
+    pub fn read_config_file(path: &Path) -> Result<Value> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::msg(format!("cannot read {}: {e}", path.display())))?;
-        let config: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::msg(format!("{} is not valid JSON: {e}", path.display())))?;
-        Scheduler::from_config(&config).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
+        serde_json::from_str(&text)
+            .map_err(|e| Error::msg(format!("{} is not valid JSON: {e}", path.display())))
     }
 
     /// Builds the scheduler `_class_name` names from a config object.

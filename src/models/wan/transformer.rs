@@ -6,6 +6,11 @@
 //! feed-forward; the head modulates once more and unpatchifies to the predicted flow.
 //! Norms, modulation and residual adds run in f32 as in the reference. Checkpoint keys
 //! (Diffusers names) are visible in each `new`.
+//!
+//! Besides the reference's one text per sample ([`TextConditioning::Shared`]), the text can
+//! change along the clip ([`TextConditioning::PerFrame`]): every prompt gets its own
+//! cross-attention and each token takes its frame's weighted sum of them (see
+//! `docs/conditioning.md` for why the outputs are blended rather than the embeddings).
 
 use super::config::TransformerConfig;
 use crate::models::attention::attention;
@@ -191,10 +196,49 @@ impl Attention {
         }
         let head_dim = q.dim(D::Minus1)?;
         let out = attention(&q, &k, &v, 1.0 / (head_dim as f64).sqrt())?;
-        let (b, heads, len, d) = out.dims4()?;
-        self.to_out
-            .forward(&out.transpose(1, 2)?.reshape((b, len, heads * d))?)
+        self.to_out.forward(&merge_heads(&out)?)
     }
+
+    /// Cross-attention to several prompts at once: `contexts` [prompts·b, len, dim]
+    /// (prompt-major: prompt p of batch element i is row p·b + i) and one weight per prompt
+    /// and token (`token_weights[p]`: [b, tokens, 1] f32). Each prompt's attention is a softmax
+    /// over its own keys; the outputs are blended before `to_out` (affine, and the weights sum
+    /// to 1, so blending after it would give the same at more cost).
+    fn forward_blended(
+        &self,
+        x: &Tensor,
+        contexts: &Tensor,
+        token_weights: &[Tensor],
+    ) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let b = x.dim(0)?;
+        let q = self.split_heads(&self.norm_q.forward(&self.to_q.forward(x)?)?)?;
+        let k = self.split_heads(&self.norm_k.forward(&self.to_k.forward(contexts)?)?)?;
+        let v = self.split_heads(&self.to_v.forward(contexts)?)?;
+        let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
+        let mut blended: Option<Tensor> = None;
+        for (p, weight) in token_weights.iter().enumerate() {
+            let (k, v) = (k.narrow(0, p * b, b)?, v.narrow(0, p * b, b)?);
+            let out = merge_heads(&attention(&q, &k, &v, scale)?)?;
+            // w·out summed in f32, first term alone: with weights (1, 0) the sum is 1·x + 0·y,
+            // which is x exactly (for finite y), so a one-hot row reproduces that prompt.
+            let term = out.to_dtype(DType::F32)?.broadcast_mul(weight)?;
+            blended = Some(match blended {
+                None => term,
+                Some(sum) => (sum + term)?,
+            });
+        }
+        let Some(blended) = blended else {
+            candle_core::bail!("per-frame conditioning needs at least one prompt");
+        };
+        self.to_out.forward(&blended.to_dtype(dtype)?)
+    }
+}
+
+/// [batch, heads, len, head_dim] -> [batch, len, heads·head_dim]
+fn merge_heads(x: &Tensor) -> Result<Tensor> {
+    let (b, heads, len, d) = x.dims4()?;
+    x.transpose(1, 2)?.reshape((b, len, heads * d))
 }
 
 #[derive(Debug, Clone)]
@@ -256,7 +300,7 @@ impl Block {
     fn forward(
         &self,
         x: &Tensor,
-        context: &Tensor,
+        context: &Context,
         temb: &Tensor,
         rope: &(Tensor, Tensor),
     ) -> Result<Tensor> {
@@ -280,7 +324,16 @@ impl Block {
             Some(norm) => norm.forward(&x)?.to_dtype(dtype)?,
             None => x.clone(),
         };
-        let x = (&x + self.attn2.forward(&normed, Some(context), None)?)?;
+        let cross = match context {
+            Context::Shared(context) => self.attn2.forward(&normed, Some(context), None)?,
+            Context::PerFrame {
+                contexts,
+                token_weights,
+            } => self
+                .attn2
+                .forward_blended(&normed, contexts, token_weights)?,
+        };
+        let x = (&x + cross)?;
 
         let modulated = self
             .norm3
@@ -337,23 +390,43 @@ impl ConditionEmbedder {
         })
     }
 
-    /// (temb [b, dim], projected timestep [b, 6·dim], text context [b, len, dim])
-    fn forward(
-        &self,
-        timestep: &Tensor,
-        text: &Tensor,
-        dtype: DType,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+    /// (temb [b, dim], projected timestep [b, 6·dim])
+    fn time(&self, timestep: &Tensor, dtype: DType) -> Result<(Tensor, Tensor)> {
         let features = timestep_features(timestep, self.freq_dim)?.to_dtype(dtype)?;
         let temb = self
             .time_linear_2
             .forward(&self.time_linear_1.forward(&features)?.silu()?)?;
         let projected = self.time_proj.forward(&temb.silu()?)?;
-        let context = self
-            .text_linear_2
-            .forward(&self.text_linear_1.forward(text)?.gelu()?)?;
-        Ok((temb, projected, context))
+        Ok((temb, projected))
     }
+
+    /// Text embeddings [n, len, text_dim] -> the context the blocks attend to [n, len, dim].
+    fn text(&self, text: &Tensor) -> Result<Tensor> {
+        self.text_linear_2
+            .forward(&self.text_linear_1.forward(text)?.gelu()?)
+    }
+}
+
+/// What the text conditions the video on, for a batch of `b` samples.
+#[derive(Debug, Clone)]
+pub enum TextConditioning {
+    /// One text per sample, [b, len, text_dim]: the reference model's input.
+    Shared(Tensor),
+    /// Prompts blended per latent frame: `contexts` [b, prompts, len, text_dim] and `weights`
+    /// [b, prompts, latent frames] (f32, each frame's weights summing to 1). Every prompt has
+    /// its own cross-attention; a token takes its frame's weighted sum of their outputs.
+    PerFrame { contexts: Tensor, weights: Tensor },
+}
+
+/// The text side of the blocks, embedded once per forward.
+enum Context {
+    /// [b, len, dim]
+    Shared(Tensor),
+    /// `contexts` [prompts·b, len, dim], prompt-major; `token_weights[p]` [b, tokens, 1] f32.
+    PerFrame {
+        contexts: Tensor,
+        token_weights: Vec<Tensor>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -403,6 +476,65 @@ impl WanTransformer {
     /// The predicted flow for `latents` [b, c, f, h, w] at `timestep` [b], conditioned on
     /// `text` [b, len, text_dim].
     pub fn forward(&self, latents: &Tensor, timestep: &Tensor, text: &Tensor) -> Result<Tensor> {
+        self.forward_conditioned(latents, timestep, &TextConditioning::Shared(text.clone()))
+    }
+
+    /// The predicted flow for `latents` [b, c, f, h, w] at `timestep` [b], conditioned on a
+    /// shared or a per-frame text.
+    pub fn forward_conditioned(
+        &self,
+        latents: &Tensor,
+        timestep: &Tensor,
+        text: &TextConditioning,
+    ) -> Result<Tensor> {
+        let (b, _, f, h, w) = latents.dims5()?;
+        let (x, temb) = self.run_blocks(latents, timestep, text, self.blocks.len())?;
+        let dtype = x.dtype();
+        let m = self
+            .scale_shift_table
+            .broadcast_add(&temb.to_dtype(DType::F32)?.unsqueeze(1)?)?;
+        let (shift, scale) = (m.narrow(1, 0, 1)?, m.narrow(1, 1, 1)?);
+        let x = self
+            .norm_out
+            .forward(&x)?
+            .broadcast_mul(&(scale + 1.0)?)?
+            .broadcast_add(&shift)?
+            .to_dtype(dtype)?;
+        let x = self.proj_out.forward(&x)?;
+
+        // Unpatchify: [b, F, H, W, pt, ph, pw, c] -> [b, c, F, pt, H, ph, W, pw].
+        let [pt, ph, pw] = self.config.patch_size;
+        let out_c = self.config.out_channels();
+        x.reshape(vec![b, f / pt, h / ph, w / pw, pt, ph, pw, out_c])?
+            .permute(vec![0, 7, 1, 4, 2, 5, 3, 6])?
+            .reshape((b, out_c, f, h, w))
+    }
+
+    /// The hidden states [b, tokens, dim] after the first `blocks` blocks (tokens in frame,
+    /// row, column order): an inspection point for tests of the conditioning, which reaches
+    /// the tokens of a frame only through their own cross-attention in the first block.
+    pub fn hidden_states(
+        &self,
+        latents: &Tensor,
+        timestep: &Tensor,
+        text: &TextConditioning,
+        blocks: usize,
+    ) -> Result<Tensor> {
+        if blocks > self.blocks.len() {
+            candle_core::bail!("the model has {} blocks, not {blocks}", self.blocks.len());
+        }
+        Ok(self.run_blocks(latents, timestep, text, blocks)?.0)
+    }
+
+    /// Patchifies, embeds time and text, and runs the first `blocks` blocks: (hidden states
+    /// [b, tokens, dim], temb [b, dim]).
+    fn run_blocks(
+        &self,
+        latents: &Tensor,
+        timestep: &Tensor,
+        text: &TextConditioning,
+        blocks: usize,
+    ) -> Result<(Tensor, Tensor)> {
         let (b, c, f, h, w) = latents.dims5()?;
         let [pt, ph, pw] = self.config.patch_size;
         if f % pt != 0 || h % ph != 0 || w % pw != 0 {
@@ -424,32 +556,77 @@ impl WanTransformer {
             .reshape((b, tokens, c * pt * ph * pw))?;
         let mut x = self.patch_embedding.forward(&patches)?;
 
-        let (temb, projected, context) =
-            self.condition_embedder
-                .forward(timestep, &text.to_dtype(dtype)?, dtype)?;
+        let (temb, projected) = self.condition_embedder.time(timestep, dtype)?;
+        let context = self.embed_text(text, b, grid, dtype)?;
         let dim = self.config.inner_dim();
         let projected = projected.to_dtype(DType::F32)?.reshape((b, 6, dim))?;
         let rope = self.rope.tables(grid, latents.device())?;
-        for block in &self.blocks {
+        for block in &self.blocks[..blocks] {
             x = block.forward(&x, &context, &projected, &rope)?;
         }
+        Ok((x, temb))
+    }
 
-        let m = self
-            .scale_shift_table
-            .broadcast_add(&temb.to_dtype(DType::F32)?.unsqueeze(1)?)?;
-        let (shift, scale) = (m.narrow(1, 0, 1)?, m.narrow(1, 1, 1)?);
-        let x = self
-            .norm_out
-            .forward(&x)?
-            .broadcast_mul(&(scale + 1.0)?)?
-            .broadcast_add(&shift)?
-            .to_dtype(dtype)?;
-        let x = self.proj_out.forward(&x)?;
-
-        // Unpatchify: [b, F, H, W, pt, ph, pw, c] -> [b, c, F, pt, H, ph, W, pw].
-        let out_c = self.config.out_channels();
-        x.reshape(vec![b, grid.0, grid.1, grid.2, pt, ph, pw, out_c])?
-            .permute(vec![0, 7, 1, 4, 2, 5, 3, 6])?
-            .reshape((b, out_c, f, h, w))
+    /// The text embedder on every prompt, and per-frame weights spread over the tokens.
+    fn embed_text(
+        &self,
+        text: &TextConditioning,
+        batch: usize,
+        grid: (usize, usize, usize),
+        dtype: DType,
+    ) -> Result<Context> {
+        let text_dim = self.config.text_dim;
+        match text {
+            TextConditioning::Shared(text) => {
+                let (b, _, d) = text.dims3()?;
+                if b != batch || d != text_dim {
+                    candle_core::bail!(
+                        "text embeddings {:?} do not fit a batch of {batch} and text width {text_dim}",
+                        text.dims()
+                    );
+                }
+                Ok(Context::Shared(
+                    self.condition_embedder.text(&text.to_dtype(dtype)?)?,
+                ))
+            }
+            TextConditioning::PerFrame { contexts, weights } => {
+                let (b, prompts, len, d) = contexts.dims4()?;
+                let (wb, wp, frames) = weights.dims3()?;
+                if b != batch || d != text_dim || (wb, wp) != (b, prompts) || prompts == 0 {
+                    candle_core::bail!(
+                        "per-frame text {:?} with weights {:?} does not fit a batch of {batch}, text width {text_dim}",
+                        contexts.dims(),
+                        weights.dims()
+                    );
+                }
+                // Weights are per latent frame; a token covers `pt` of them.
+                if self.config.patch_size[0] != 1 || frames != grid.0 {
+                    candle_core::bail!(
+                        "per-frame weights for {frames} latent frames do not fit {} token frames of temporal patch {}",
+                        grid.0,
+                        self.config.patch_size[0]
+                    );
+                }
+                let contexts = contexts
+                    .transpose(0, 1)?
+                    .reshape((prompts * b, len, d))?
+                    .to_dtype(dtype)?;
+                let per_frame = grid.1 * grid.2;
+                let weights = weights.to_dtype(DType::F32)?;
+                let token_weights = (0..prompts)
+                    .map(|p| {
+                        weights
+                            .narrow(1, p, 1)?
+                            .reshape((b, frames, 1))?
+                            .broadcast_as((b, frames, per_frame))?
+                            .reshape((b, frames * per_frame, 1))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Context::PerFrame {
+                    contexts: self.condition_embedder.text(&contexts)?,
+                    token_weights,
+                })
+            }
+        }
     }
 }
