@@ -2,7 +2,11 @@
 //! `crate::models`. (The engine process of the timeline issue wraps this.)
 
 pub mod bench;
+pub mod conditioning;
 pub mod pipeline;
+pub mod sampler;
 pub mod server;
+pub mod text_cache;
+pub mod windows;
 
 pub use pipeline::{GenerateError, Pipeline, Request, Stage, Video};

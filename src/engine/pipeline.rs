@@ -3,7 +3,17 @@
 //! with torch's CPU generator, denoise with classifier-free guidance and the scheduler the
 //! model folder names, de-normalise, decode one latent frame at a time, and map [-1, 1] to
 //! [0, 1].
+//!
+//! [`Pipeline::generate_clip`] adds what the engine protocol asks for: several prompts blended
+//! per latent frame (`conditioning.rs`), context windows for long clips denoised together
+//! (`windows.rs`), another sampler or flow shift (`sampler.rs`), and prompt embeddings kept
+//! between jobs (`text_cache.rs`). One prompt in one window with the model's scheduler is
+//! exactly [`Pipeline::generate`].
 
+use super::conditioning::PromptWeights;
+use super::sampler;
+use super::text_cache::{TextEmbeddingCache, TEXT_CACHE_ENTRIES};
+use super::windows::LatentWindows;
 use crate::client::protocol::{ClipRequest, Sampler};
 use crate::models::diffusers::ModelFolder;
 use crate::models::prompt::{clean_prompt, PromptTokenizer};
@@ -11,11 +21,13 @@ use crate::models::schedulers::Scheduler;
 use crate::models::torch_rng::TorchGenerator;
 use crate::models::umt5::{self, Umt5Encoder};
 use crate::models::wan::config::{TransformerConfig, VaeConfig};
-use crate::models::wan::transformer::WanTransformer;
+use crate::models::wan::transformer::{TextConditioning, WanTransformer};
 use crate::models::wan::vae::WanVaeDecoder;
 use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Text tokens the pipeline encodes at most, and the rows the transformer always sees.
 pub const MAX_SEQUENCE_LENGTH: usize = 512;
@@ -82,7 +94,12 @@ pub struct Pipeline {
     vae: WanVaeDecoder,
     vae_config: VaeConfig,
     vae_dtype: DType,
+    /// The model's scheduler, and the config it was built from (other samplers derive theirs).
     scheduler: Scheduler,
+    scheduler_config: Value,
+    text_cache: TextEmbeddingCache,
+    /// Text-encoder forward passes so far.
+    text_encoder_runs: AtomicU64,
     device: Device,
     /// The text encoder's and the transformer's dtype.
     dtype: DType,
@@ -122,7 +139,12 @@ impl Pipeline {
             &vae_config,
             folder.weights("vae", vae_dtype, device)?.var_builder(),
         )?;
-        let scheduler = Scheduler::from_model_dir(folder.root())?;
+        let scheduler_path = folder
+            .component_dir("scheduler")?
+            .join("scheduler_config.json");
+        let scheduler_config = Scheduler::read_config_file(&scheduler_path)?;
+        let scheduler = Scheduler::from_config(&scheduler_config)
+            .map_err(|e| candle_core::Error::msg(format!("{}: {e}", scheduler_path.display())))?;
         Ok(Pipeline {
             tokenizer,
             text_encoder,
@@ -131,6 +153,9 @@ impl Pipeline {
             vae_config,
             vae_dtype,
             scheduler,
+            scheduler_config,
+            text_cache: TextEmbeddingCache::new(TEXT_CACHE_ENTRIES),
+            text_encoder_runs: AtomicU64::new(0),
             device: device.clone(),
             dtype,
         })
@@ -173,15 +198,28 @@ impl Pipeline {
     }
 
     /// A prompt's embeddings as the transformer sees them: [1, 512, text_dim], the encoder's
-    /// output for the real tokens followed by zero rows.
+    /// output for the real tokens followed by zero rows. Kept for later jobs (the last
+    /// [`TEXT_CACHE_ENTRIES`] distinct cleaned prompts).
     pub fn encode_prompt(&self, prompt: &str) -> candle_core::Result<Tensor> {
-        let ids = self
-            .tokenizer
-            .encode(&clean_prompt(prompt), MAX_SEQUENCE_LENGTH)?;
+        let cleaned = clean_prompt(prompt);
+        if let Some(embeds) = self.text_cache.get(&cleaned) {
+            return embeds.to_device(&self.device);
+        }
+        let ids = self.tokenizer.encode(&cleaned, MAX_SEQUENCE_LENGTH)?;
         let len = ids.len();
         let ids = Tensor::from_vec(ids, (1, len), &self.device)?;
         let embeds = self.text_encoder.forward(&ids, None)?;
-        embeds.pad_with_zeros(1, 0, MAX_SEQUENCE_LENGTH - len)
+        self.text_encoder_runs.fetch_add(1, Ordering::Relaxed);
+        let embeds = embeds.pad_with_zeros(1, 0, MAX_SEQUENCE_LENGTH - len)?;
+        self.text_cache
+            .insert(cleaned, embeds.to_device(&Device::Cpu)?);
+        Ok(embeds)
+    }
+
+    /// Text-encoder forward passes this pipeline has run (prompts found in the embedding
+    /// cache cost none).
+    pub fn text_encoder_runs(&self) -> u64 {
+        self.text_encoder_runs.load(Ordering::Relaxed)
     }
 
     /// The initial noise: torch's CPU `randn` for the seed, bit for bit.
@@ -193,21 +231,46 @@ impl Pipeline {
     /// Diffusers decides), cond and uncond batched into one transformer call.
     pub fn denoise(
         &self,
-        mut latents: Tensor,
+        latents: Tensor,
         cond: &Tensor,
         uncond: Option<&Tensor>,
         req: &Request,
         progress: &mut dyn FnMut(Stage),
         abort: &dyn Fn() -> bool,
     ) -> Result<Tensor, GenerateError> {
-        let mut scheduler = self.scheduler.clone();
-        scheduler.set_timesteps(req.steps)?;
-        let timesteps = scheduler.timesteps().to_vec();
-        let context = match uncond {
-            Some(u) => Tensor::cat(&[cond, u], 0)?.to_dtype(self.dtype)?,
-            None => cond.to_dtype(self.dtype)?,
+        let text = self.batched_text(cond, uncond)?;
+        let windows = LatentWindows::whole(latents.dim(2)?);
+        let guide = Guide {
+            scale: req.guidance_scale,
+            steps: req.steps,
+            scheduler: self.scheduler.clone(),
         };
-        let batch = context.dim(0)?;
+        self.denoise_windows(latents, &[text], &windows, guide, progress, abort)
+    }
+
+    /// The denoising loop over context windows: at every step each window predicts the noise
+    /// of its latent slice (with its own text), the predictions are blended per latent frame,
+    /// and the scheduler steps the whole latent once. One window is the plain loop.
+    fn denoise_windows(
+        &self,
+        mut latents: Tensor,
+        texts: &[WindowText],
+        windows: &LatentWindows,
+        guide: Guide,
+        progress: &mut dyn FnMut(Stage),
+        abort: &dyn Fn() -> bool,
+    ) -> Result<Tensor, GenerateError> {
+        let Guide {
+            scale,
+            steps,
+            mut scheduler,
+        } = guide;
+        scheduler.set_timesteps(steps)?;
+        let timesteps = scheduler.timesteps().to_vec();
+        let latent_frames = latents.dim(2)?;
+        let blends = (0..windows.windows().len())
+            .map(|k| windows.blend_tensor(k, &self.device))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         for (i, &t) in timesteps.iter().enumerate() {
             if abort() {
                 return Err(GenerateError::Aborted);
@@ -216,22 +279,25 @@ impl Pipeline {
                 step: i,
                 of: timesteps.len(),
             });
-            let input = latents.to_dtype(self.dtype)?;
-            let input = if batch == 2 {
-                Tensor::cat(&[&input, &input], 0)?
+            let noise_pred = if windows.is_single() {
+                self.predict_noise(&latents, t, &texts[0], scale)?
             } else {
-                input
-            };
-            let timestep = Tensor::full(t as i64, batch, &self.device)?;
-            let pred = self
-                .transformer
-                .forward(&input, &timestep, &context)?
-                .to_dtype(DType::F32)?;
-            let noise_pred = if batch == 2 {
-                let (c, u) = (pred.narrow(0, 0, 1)?, pred.narrow(0, 1, 1)?);
-                (&u + ((c - &u)? * req.guidance_scale)?)?
-            } else {
-                pred
+                let mut blended: Option<Tensor> = None;
+                for (k, window) in windows.windows().iter().enumerate() {
+                    if abort() {
+                        return Err(GenerateError::Aborted);
+                    }
+                    let slice = latents.narrow(2, window.start, window.frames)?;
+                    let pred = self
+                        .predict_noise(&slice, t, &texts[k], scale)?
+                        .broadcast_mul(&blends[k])?
+                        .pad_with_zeros(2, window.start, latent_frames - window.end())?;
+                    blended = Some(match blended {
+                        None => pred,
+                        Some(sum) => (sum + pred)?,
+                    });
+                }
+                blended.expect("a plan has at least one window")
             };
             latents = scheduler.step(&noise_pred, t, &latents)?;
         }
@@ -240,6 +306,70 @@ impl Pipeline {
             of: timesteps.len(),
         });
         Ok(latents)
+    }
+
+    /// The guided noise prediction (f32) for `latents` at timestep `t`.
+    fn predict_noise(
+        &self,
+        latents: &Tensor,
+        t: f64,
+        text: &WindowText,
+        scale: f64,
+    ) -> candle_core::Result<Tensor> {
+        let input = latents.to_dtype(self.dtype)?;
+        // Diffusers passes the scheduler's timestep as it is: UniPC's integers, FlowMatchEuler's
+        // float32 values (both exact in f32).
+        let timestep = |batch: usize| Tensor::full(t as f32, batch, &self.device);
+        let guided = |c: Tensor, u: Tensor| &u + ((c - &u)? * scale)?;
+        match text {
+            WindowText::Batched(context) => {
+                let batch = context.dim(0)?;
+                let input = if batch == 2 {
+                    Tensor::cat(&[&input, &input], 0)?
+                } else {
+                    input
+                };
+                let pred = self
+                    .transformer
+                    .forward(&input, &timestep(batch)?, context)?
+                    .to_dtype(DType::F32)?;
+                if batch == 2 {
+                    guided(pred.narrow(0, 0, 1)?, pred.narrow(0, 1, 1)?)
+                } else {
+                    Ok(pred)
+                }
+            }
+            WindowText::Separate { cond, uncond } => {
+                let timestep = timestep(1)?;
+                let c = self
+                    .transformer
+                    .forward_conditioned(&input, &timestep, cond)?
+                    .to_dtype(DType::F32)?;
+                match uncond {
+                    Some(uncond) => {
+                        let u = self
+                            .transformer
+                            .forward(&input, &timestep, uncond)?
+                            .to_dtype(DType::F32)?;
+                        guided(c, u)
+                    }
+                    None => Ok(c),
+                }
+            }
+        }
+    }
+
+    /// Cond (and uncond) as one batch in the model's dtype.
+    fn batched_text(
+        &self,
+        cond: &Tensor,
+        uncond: Option<&Tensor>,
+    ) -> candle_core::Result<WindowText> {
+        let context = match uncond {
+            Some(u) => Tensor::cat(&[cond, u], 0)?.to_dtype(self.dtype)?,
+            None => cond.to_dtype(self.dtype)?,
+        };
+        Ok(WindowText::Batched(context))
     }
 
     /// De-normalises and decodes final latents to frames in [0, 1].
@@ -318,23 +448,157 @@ impl Pipeline {
         progress: &mut dyn FnMut(Stage),
         abort: &dyn Fn() -> bool,
     ) -> Result<Video, GenerateError> {
-        let single = req.prompts.len() == 1 && req.windows.is_none();
-        if !single || req.shift.is_some() || req.sampler != Sampler::ModelDefault {
-            return Err(GenerateError::Failed(candle_core::Error::Msg(
-                "this engine generates one prompt in one window with the model's scheduler only"
-                    .into(),
-            )));
+        let plan = self.plan_clip(req)?;
+        let noise = self.initial_noise(plan.shape, req.seed)?;
+        let latents = self.denoise_planned(noise, req, plan, progress, abort)?;
+        self.decode(&latents, progress, abort)
+    }
+
+    /// The denoised latents of a clip from the given initial noise (the shape
+    /// [`Pipeline::clip_latent_shape`] gives): [`Pipeline::generate_clip`] without drawing the
+    /// noise or decoding.
+    pub fn denoise_clip(
+        &self,
+        noise: Tensor,
+        req: &ClipRequest,
+        progress: &mut dyn FnMut(Stage),
+        abort: &dyn Fn() -> bool,
+    ) -> Result<Tensor, GenerateError> {
+        let plan = self.plan_clip(req)?;
+        if noise.dims() != plan.shape {
+            return Err(GenerateError::Failed(candle_core::Error::msg(format!(
+                "the initial noise has the shape {:?}, not the clip's latent shape {:?}",
+                noise.dims(),
+                plan.shape
+            ))));
         }
-        let plain = Request {
-            prompt: req.prompts[0].clone(),
-            negative_prompt: req.negative_prompt.clone(),
-            seed: req.seed,
-            steps: req.steps,
-            guidance_scale: req.guidance_scale,
-            width: req.width,
-            height: req.height,
-            frames: req.frames,
+        self.denoise_planned(noise, req, plan, progress, abort)
+    }
+
+    /// The latent shape [1, z, latent frames, h, w] of a clip, after checking its sizes.
+    pub fn clip_latent_shape(&self, req: &ClipRequest) -> candle_core::Result<[usize; 5]> {
+        self.latent_shape(&plain_request(req))
+    }
+
+    /// The scheduler for a sampler choice and an optional flow shift: the model's own when
+    /// neither changes it, else one built from the model's config (see `sampler.rs`).
+    pub fn scheduler_for(
+        &self,
+        sampler: Sampler,
+        shift: Option<f64>,
+    ) -> candle_core::Result<Scheduler> {
+        if sampler == Sampler::ModelDefault && shift.is_none() {
+            return Ok(self.scheduler.clone());
+        }
+        sampler::scheduler(&self.scheduler_config, sampler, shift)
+    }
+
+    /// Checks everything in a request that can be checked before any work starts.
+    fn plan_clip(&self, req: &ClipRequest) -> candle_core::Result<ClipPlan> {
+        let shape = self.clip_latent_shape(req)?;
+        let weights = PromptWeights::from_request(req, shape[2])?;
+        let windows =
+            LatentWindows::plan(req.frames, req.windows, self.vae_config.temporal_scale())?;
+        let scheduler = self.scheduler_for(req.sampler, req.shift)?;
+        Ok(ClipPlan {
+            shape,
+            weights,
+            windows,
+            scheduler,
+        })
+    }
+
+    fn denoise_planned(
+        &self,
+        noise: Tensor,
+        req: &ClipRequest,
+        plan: ClipPlan,
+        progress: &mut dyn FnMut(Stage),
+        abort: &dyn Fn() -> bool,
+    ) -> Result<Tensor, GenerateError> {
+        progress(Stage::EncodingText);
+        // As in `generate`: the prompts, then the negative prompt if Diffusers would guide.
+        let prompts = plan
+            .weights
+            .prompts()
+            .iter()
+            .map(|p| self.encode_prompt(p))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let uncond = if req.guidance_scale > 1.0 {
+            Some(self.encode_prompt(&req.negative_prompt)?)
+        } else {
+            None
         };
-        self.generate(&plain, progress, abort)
+        if abort() {
+            return Err(GenerateError::Aborted);
+        }
+        let texts = if plan.weights.is_single_prompt() {
+            // The reference path: one shared text, cond and uncond batched.
+            let text = self.batched_text(&prompts[0], uncond.as_ref())?;
+            vec![text; plan.windows.windows().len()]
+        } else {
+            let contexts = Tensor::stack(&prompts, 1)?.to_dtype(self.dtype)?;
+            let uncond = uncond.map(|u| u.to_dtype(self.dtype)).transpose()?;
+            plan.windows
+                .windows()
+                .iter()
+                .map(|w| {
+                    Ok(WindowText::Separate {
+                        cond: TextConditioning::PerFrame {
+                            contexts: contexts.clone(),
+                            weights: plan.weights.tensor(w.start, w.frames, &self.device)?,
+                        },
+                        uncond: uncond.clone(),
+                    })
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?
+        };
+        let guide = Guide {
+            scale: req.guidance_scale,
+            steps: req.steps,
+            scheduler: plan.scheduler,
+        };
+        self.denoise_windows(noise, &texts, &plan.windows, guide, progress, abort)
+    }
+}
+
+/// What a clip request needs, checked.
+struct ClipPlan {
+    shape: [usize; 5],
+    weights: PromptWeights,
+    windows: LatentWindows,
+    scheduler: Scheduler,
+}
+
+/// How the denoising loop steps: guidance scale, step count, scheduler.
+struct Guide {
+    scale: f64,
+    steps: usize,
+    scheduler: Scheduler,
+}
+
+/// The text of one window's transformer calls, in the model's dtype.
+#[derive(Clone)]
+enum WindowText {
+    /// [1, len, text_dim] cond, or cond and uncond stacked as a batch of 2: one call.
+    Batched(Tensor),
+    /// A per-frame cond and, when guided, a shared uncond: one call each.
+    Separate {
+        cond: TextConditioning,
+        uncond: Option<Tensor>,
+    },
+}
+
+/// The size, step and guidance fields of a clip request, for the checks `latent_shape` makes.
+fn plain_request(req: &ClipRequest) -> Request {
+    Request {
+        prompt: req.prompts.first().cloned().unwrap_or_default(),
+        negative_prompt: req.negative_prompt.clone(),
+        seed: req.seed,
+        steps: req.steps,
+        guidance_scale: req.guidance_scale,
+        width: req.width,
+        height: req.height,
+        frames: req.frames,
     }
 }
