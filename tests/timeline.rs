@@ -225,7 +225,9 @@ fn plan_says_when_it_rounds_up() {
         .map(|w| (w.start, w.frames))
         .collect();
     assert_eq!(starts, vec![(0, 81), (65, 81), (130, 73)]);
-    assert!(plan.rounding_note().is_some());
+    // The clip is generated as one 4k+1 piece (201 = 4·50 + 1): nothing past its end.
+    assert_eq!(plan.count.frames, 201);
+    assert_eq!(plan.rounding_note(), None);
     assert_eq!(plan.size, (1280, 720));
 }
 
@@ -507,11 +509,13 @@ fn schedule_parses_tolerantly() {
         vec![
             Entry {
                 frame: 0,
-                prompt: "a harbour at dawn".into()
+                prompt: "a harbour at dawn".into(),
+                blend_from: None,
             },
             Entry {
                 frame: 48,
-                prompt: "the same harbour at night".into()
+                prompt: "the same harbour at night".into(),
+                blend_from: None,
             },
         ]
     );
@@ -528,7 +532,8 @@ fn schedule_parses_tolerantly() {
         s.entries[1],
         Entry {
             frame: 48,
-            prompt: "late night".into()
+            prompt: "late night".into(),
+            blend_from: None,
         }
     );
     assert_eq!(s.entries.len(), 2);
@@ -558,6 +563,27 @@ fn schedule_rejects_garbage_with_where_and_what() {
         ),
         ("0: dawn; 12:", "entry 2", "frame 12 has no prompt"),
         (": dawn", "entry 1", "no frame number before the ':'"),
+        (
+            "0: dawn; 48-24: night",
+            "entry 2",
+            "runs backwards; write the frame it starts at first: '24-48: night'",
+        ),
+        ("0: dawn; 24-24: night", "entry 2", "has no length"),
+        (
+            "0: dawn; 24-x: night",
+            "entry 2",
+            "\"x\" is not a frame number",
+        ),
+        (
+            "12-48: night; 60: rain",
+            "line 1, entry 1",
+            "nothing to blend from",
+        ),
+        (
+            "0: dawn\n30: noon\n24-48: night",
+            "line 3, entry 3",
+            "starts before frame 30",
+        ),
     ];
     for (text, place, what) in cases {
         let e = Schedule::parse(text).unwrap_err().0;
@@ -566,7 +592,7 @@ fn schedule_rejects_garbage_with_where_and_what() {
 }
 
 #[test]
-fn two_entry_schedule_blends_per_latent_frame() {
+fn two_entry_schedule_cuts_at_the_latent_frame_holding_its_frame() {
     let s = Schedule::parse("0: dawn; 48: night").unwrap().unwrap();
     let times = latent_host_times(
         Window {
@@ -579,14 +605,15 @@ fn two_entry_schedule_blends_per_latent_frame() {
     assert_eq!(times[1], vec![1.0, 2.0, 3.0, 4.0]);
     let c = schedule_conditioning(&s, &times);
     assert_eq!(c.prompts, vec!["dawn".to_string(), "night".into()]);
-    assert_eq!(c.weights[0], vec![1.0, 0.0]);
-    for j in 1..=12 {
-        let night = (4.0 * j as f64 - 1.5) / 48.0;
-        assert!((c.weights[j][1] - night).abs() < 1e-12, "{j}");
-        assert!((c.weights[j][0] + c.weights[j][1] - 1.0).abs() < 1e-12);
+    // Host frame 48 is model frame 48, in latent frame 12 (frames 45..=48): before it the
+    // rows are exactly dawn, from the next one exactly night; latent 12 holds one night
+    // frame of four.
+    for j in 0..12 {
+        assert_eq!(c.weights[j], vec![1.0, 0.0], "{j}");
     }
+    assert_eq!(c.weights[12], vec![0.75, 0.25]);
     for j in 13..21 {
-        assert_eq!(c.weights[j], vec![0.0, 1.0]);
+        assert_eq!(c.weights[j], vec![0.0, 1.0], "{j}");
     }
     assert!(!c.is_constant());
     // Before the first entry holds it: a schedule starting at 100 is all "dawn" here.
@@ -594,6 +621,37 @@ fn two_entry_schedule_blends_per_latent_frame() {
     let c = schedule_conditioning(&late, &times);
     assert_eq!(c.prompts, vec!["dawn".to_string()]);
     assert!(c.is_constant() && c.single_prompt() == Some("dawn"));
+}
+
+#[test]
+fn a_range_entry_blends_over_its_frames() {
+    let s = Schedule::parse("0: dawn; 24-48: night; 60: rain")
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.entries[1].blend_from, Some(24));
+    assert_eq!(s.weights_at(10.0), vec![1.0, 0.0, 0.0]);
+    assert_eq!(s.weights_at(24.0), vec![1.0, 0.0, 0.0]);
+    assert_eq!(s.weights_at(30.0), vec![0.75, 0.25, 0.0]);
+    assert_eq!(s.weights_at(48.0), vec![0.0, 1.0, 0.0]);
+    assert_eq!(s.weights_at(59.5), vec![0.0, 1.0, 0.0]);
+    // "60: rain" is a cut.
+    assert_eq!(s.weights_at(60.0), vec![0.0, 0.0, 1.0]);
+    let times = latent_host_times(
+        Window {
+            start: 0,
+            frames: 81,
+        },
+        &native_map(),
+    );
+    let c = schedule_conditioning(&s, &times);
+    for (j, frame_times) in times.iter().enumerate().skip(1) {
+        let mean_night = frame_times
+            .iter()
+            .map(|&t| ((t - 24.0) / 24.0).clamp(0.0, 1.0) * f64::from(t < 60.0))
+            .sum::<f64>()
+            / 4.0;
+        assert!((c.weights[j][1] - mean_night).abs() < 1e-12, "{j}");
+    }
 }
 
 #[test]

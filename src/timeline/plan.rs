@@ -67,6 +67,8 @@ pub const WINDOW_OVERLAP: usize = 16;
 /// What the plan needs to know about a model.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ModelSpec {
+    /// What provenance and messages call it.
+    pub name: &'static str,
     /// The rate the model was trained to play at.
     pub fps: Rate,
     /// Sizes (width, height) the model was trained at.
@@ -77,6 +79,7 @@ pub struct ModelSpec {
 
 /// Wan2.1 T2V 1.3B: 480p only.
 pub const WAN21_1_3B: ModelSpec = ModelSpec {
+    name: "Wan2.1 T2V 1.3B",
     fps: Rate { num: 16, den: 1 },
     native_sizes: &[(832, 480), (480, 832)],
     size_multiple: 16,
@@ -84,10 +87,25 @@ pub const WAN21_1_3B: ModelSpec = ModelSpec {
 
 /// Wan2.1 T2V 14B: 480p and 720p.
 pub const WAN21_14B: ModelSpec = ModelSpec {
+    name: "Wan2.1 T2V 14B",
     fps: Rate { num: 16, den: 1 },
     native_sizes: &[(832, 480), (480, 832), (1280, 720), (720, 1280)],
     size_multiple: 16,
 };
+
+/// The transformer width (attention heads × head dimension) of the Wan2.1 T2V 14B; the
+/// 1.3B's is 1536.
+pub const WAN21_14B_DIM: u64 = 5120;
+
+/// The spec of a Wan2.1 transformer of width `dim`: the 14B at 5120, the 1.3B otherwise
+/// (1536, and the tiny test models, whose sizes follow the 1.3B's rules).
+pub fn wan21_spec_for_dim(dim: u64) -> &'static ModelSpec {
+    if dim == WAN21_14B_DIM {
+        &WAN21_14B
+    } else {
+        &WAN21_1_3B
+    }
+}
 
 /// A sentence for the user: what is wrong and what to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -647,15 +665,17 @@ impl ClipPlan {
         self.time.sample(host_time, self.windows.needed)
     }
 
-    /// A sentence about frames generated past the clip's end, when there are any.
+    /// A sentence about frames generated past the clip's end, when there are any. The clip
+    /// is generated as one piece of [`FrameCount::frames`] (long clips with context windows
+    /// inside one denoise, whose latent windows tile that count), so only the 4k+1 rounding
+    /// of the whole adds frames.
     pub fn rounding_note(&self) -> Option<String> {
-        let end = self.windows.generated_end();
-        (end > self.windows.needed).then(|| {
+        self.count.rounded_up().then(|| {
             format!(
-                "The clip needs {} model frames; Wan generates 4k+1 frames per window, so {} are generated and the last {} are not shown.",
-                self.windows.needed,
-                end,
-                end - self.windows.needed
+                "The clip needs {} model frames; Wan generates 4k+1 frames, so {} are generated and the last {} are not shown.",
+                self.count.needed,
+                self.count.frames,
+                self.count.frames - self.count.needed
             )
         })
     }

@@ -1,6 +1,7 @@
-//! The prompt schedule ("0: a harbour at dawn; 48: the same harbour at night") and the
-//! conditioning weights of each latent frame of a generation, from the schedule or from the
-//! Prompt A–D slots' keyframed weights.
+//! The prompt schedule ("0: a harbour at dawn; 48: the same harbour at night" cuts at frame
+//! 48; "0: dawn; 24-48: night" blends over frames 24 to 48) and the conditioning weights of
+//! each latent frame of a generation, from the schedule or from the Prompt A–D slots'
+//! keyframed weights.
 //!
 //! Frame numbers and times are host frames in the numbering the host passes to render.
 
@@ -19,11 +20,14 @@ impl fmt::Display for ScheduleError {
 
 impl std::error::Error for ScheduleError {}
 
-/// One schedule entry: from host frame `frame`, `prompt`.
+/// One schedule entry: `prompt` from host frame `frame` on, until the next entry takes over.
+/// With `blend_from: Some(a)` (written `a-frame: prompt`) it fades in linearly over host
+/// frames `a..frame`, taking over from the entry before it; without, it cuts in at `frame`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     pub frame: u64,
     pub prompt: String,
+    pub blend_from: Option<u64>,
 }
 
 /// Entries sorted by frame, one per frame.
@@ -42,13 +46,53 @@ fn quote(text: &str) -> String {
     }
 }
 
+/// A frame number as the schedule writes it: whole, ≥ 0, digits only.
+fn frame_number(text: &str, place: &str, prompt: &str) -> Result<u64, ScheduleError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ScheduleError(format!(
+            "{place}: {} is not a frame number; frames are whole host frames from 0, e.g. '48: {prompt}' (or '24-48: {prompt}' to blend in over frames 24 to 48).",
+            quote(text)
+        )));
+    }
+    text.parse()
+        .map_err(|_| ScheduleError(format!("{place}: frame {text} is too large.")))
+}
+
+/// Where an entry's frames are written: `48` or `24-48` (a blend from 24 to 48).
+fn frames_of(text: &str, place: &str, prompt: &str) -> Result<(Option<u64>, u64), ScheduleError> {
+    // A leading '-' is a negative number, not a range with no start.
+    match text.split_once('-').filter(|(a, _)| !a.trim().is_empty()) {
+        Some((from, to)) => {
+            let from = frame_number(from.trim(), place, prompt)?;
+            let to = frame_number(to.trim(), place, prompt)?;
+            if from == to {
+                return Err(ScheduleError(format!(
+                    "{place}: the blend {from}-{to} has no length; write '{to}: {prompt}' for a cut, or a later end frame for a blend."
+                )));
+            }
+            if from > to {
+                return Err(ScheduleError(format!(
+                    "{place}: the blend {from}-{to} runs backwards; write the frame it starts at first: '{to}-{from}: {prompt}'."
+                )));
+            }
+            Ok((Some(from), to))
+        }
+        None => Ok((None, frame_number(text, place, prompt)?)),
+    }
+}
+
 impl Schedule {
-    /// Parses schedule text: entries `frame: prompt`, separated by `;` or line breaks (blank
-    /// entries and trailing separators are ignored, spaces around everything too). A frame
-    /// given twice keeps its last prompt, as a later line overrides an earlier one when
-    /// editing. `Ok(None)` for a schedule with no entries.
+    /// Parses schedule text: entries `frame: prompt` (cut to the prompt at that host frame)
+    /// or `from-frame: prompt` (blend into it over those frames), separated by `;` or line
+    /// breaks (blank entries and trailing separators are ignored, spaces around everything
+    /// too). A frame given twice keeps its last entry, as a later line overrides an earlier
+    /// one when editing. A blend must start at or after the entry before it and cannot be
+    /// the first entry (there is nothing to blend from). `Ok(None)` for a schedule with no
+    /// entries.
     pub fn parse(text: &str) -> Result<Option<Schedule>, ScheduleError> {
         let mut entries: Vec<Entry> = Vec::new();
+        // Where each entry was written, for the errors found after sorting.
+        let mut places: Vec<String> = Vec::new();
         let mut number = 0;
         for (line_index, line) in text.lines().enumerate() {
             for piece in line.split(';') {
@@ -72,37 +116,53 @@ impl Schedule {
                         quote(piece)
                     )));
                 }
-                let frame: u64 = if frame.bytes().all(|b| b.is_ascii_digit()) {
-                    frame.parse().map_err(|_| {
-                        ScheduleError(format!("{place}: frame {frame} is too large."))
-                    })?
-                } else {
-                    return Err(ScheduleError(format!(
-                        "{place}: {} is not a frame number; frames are whole host frames from 0, e.g. '48: {prompt}'.",
-                        quote(frame)
-                    )));
-                };
+                let (blend_from, frame) = frames_of(frame, &place, prompt)?;
                 if prompt.is_empty() {
                     return Err(ScheduleError(format!(
                         "{place}: frame {frame} has no prompt after the ':'; write what the clip should show from there, or delete the entry."
                     )));
                 }
-                entries.retain(|e| e.frame != frame);
+                if let Some(i) = entries.iter().position(|e| e.frame == frame) {
+                    entries.remove(i);
+                    places.remove(i);
+                }
                 entries.push(Entry {
                     frame,
                     prompt: prompt.to_string(),
+                    blend_from,
                 });
+                places.push(place);
             }
         }
         if entries.is_empty() {
             return Ok(None);
         }
-        entries.sort_by_key(|e| e.frame);
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by_key(|&i| entries[i].frame);
+        let entries: Vec<Entry> = order.iter().map(|&i| entries[i].clone()).collect();
+        let places: Vec<&String> = order.iter().map(|&i| &places[i]).collect();
+        for (k, e) in entries.iter().enumerate() {
+            let Some(from) = e.blend_from else { continue };
+            if k == 0 {
+                return Err(ScheduleError(format!(
+                    "{}: the blend {from}-{} is the first entry, so there is nothing to blend from; start the schedule with a plain entry such as '0: a harbour at dawn'.",
+                    places[k], e.frame
+                )));
+            }
+            let before = entries[k - 1].frame;
+            if from < before {
+                return Err(ScheduleError(format!(
+                    "{}: the blend {from}-{} starts before frame {before}, where the entry before it begins; start the blend at {before} or later.",
+                    places[k], e.frame
+                )));
+            }
+        }
         Ok(Some(Schedule { entries }))
     }
 
-    /// The entries' weights at a host time: the one entry before the first and after the
-    /// last, a linear blend of the two neighbouring entries between.
+    /// The entries' weights at a host time: the first entry before it, then each entry
+    /// from its frame until the next one cuts in; inside a blend `a-b`, the entry before and
+    /// the blending one mixed linearly (weight (t-a)/(b-a) for the new one).
     pub fn weights_at(&self, host_time: f64) -> Vec<f64> {
         let n = self.entries.len();
         let mut w = vec![0.0; n];
@@ -111,19 +171,21 @@ impl Schedule {
         } else {
             0.0
         };
-        let next = self.entries.partition_point(|e| (e.frame as f64) <= t);
-        if next == 0 {
-            w[0] = 1.0;
-        } else if next == n {
-            w[n - 1] = 1.0;
-        } else {
-            let (f0, f1) = (
-                self.entries[next - 1].frame as f64,
-                self.entries[next].frame as f64,
-            );
-            let x = (t - f0) / (f1 - f0);
-            w[next - 1] = 1.0 - x;
-            w[next] = x;
+        // The last entry fully on at t (the first one before the schedule starts).
+        let on = self
+            .entries
+            .partition_point(|e| (e.frame as f64) <= t)
+            .saturating_sub(1);
+        w[on] = 1.0;
+        if let Some(next) = self.entries.get(on + 1) {
+            if let Some(from) = next.blend_from {
+                let (a, b) = (from as f64, next.frame as f64);
+                if t > a {
+                    let x = (t - a) / (b - a);
+                    w[on] = 1.0 - x;
+                    w[on + 1] = x;
+                }
+            }
         }
         w
     }
