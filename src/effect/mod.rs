@@ -1,12 +1,14 @@
 //! The GenClip generator: its identity, the OpenFX entry points, and the action dispatch.
 
 mod actions;
+pub mod clip;
+pub mod deliver;
 pub mod describe;
 mod entry;
 mod instance;
 pub mod params;
 mod render;
-mod settings;
+pub mod settings;
 pub mod slate;
 
 pub use entry::{OfxGetNumberOfPlugins, OfxGetPlugin, OfxSetHost};

@@ -3,8 +3,9 @@
 //! decide whether a clip can be generated from them.
 
 use super::instance::Instance;
-use super::params::{names::*, OUTPUT_TRANSFERS, RESOLUTIONS};
+use super::params::{self, names::*, Kind, OUTPUT_TRANSFERS, RESOLUTIONS};
 use crate::ofx::OfxResult;
+use crate::timeline::plan::RateMode;
 use std::path::Path;
 
 /// How frames leave the plugin.
@@ -31,6 +32,8 @@ pub struct Settings {
     /// `None`: the host's project size.
     pub resolution: Option<(u32, u32)>,
     pub duration: i32,
+    /// The *Frame rate* choice: conform to the host's rate, or one model frame per host frame.
+    pub rate_mode: RateMode,
     pub transfer: Transfer,
     pub preview: bool,
     pub auto_generate: bool,
@@ -45,10 +48,7 @@ impl Settings {
         let mut weights = [0.0; 4];
         for i in 0..4 {
             prompts[i] = text(PROMPTS[i])?;
-            // A NaN or out-of-range weight from a misbehaving curve counts as its nearest
-            // legal value, never as a poison for the blend.
-            let w = double(WEIGHTS[i])?;
-            weights[i] = if w.is_nan() { 0.0 } else { w.clamp(0.0, 1.0) };
+            weights[i] = legal_weight(double(WEIGHTS[i])?);
         }
         let resolution_index = int(RESOLUTION)?.clamp(0, RESOLUTIONS.len() as i32 - 1) as usize;
         let transfer_index = int(OUTPUT_TRANSFER)?.clamp(0, OUTPUT_TRANSFERS.len() as i32 - 1);
@@ -65,6 +65,7 @@ impl Settings {
             model_folder: text(MODEL_FOLDER)?,
             resolution: RESOLUTIONS[resolution_index].1,
             duration: int(DURATION)?,
+            rate_mode: RateMode::from_choice(int(FRAME_RATE_MODE)?),
             transfer: if transfer_index == 1 {
                 Transfer::Linear
             } else {
@@ -97,18 +98,77 @@ impl Settings {
         if self.schedule.trim().is_empty() && self.leading_prompt().is_none() {
             return Some("Every prompt with text has weight 0 here: raise Weight A (or the weight of another slot that has a prompt).".into());
         }
-        let folder = self.model_folder.trim();
-        if folder.is_empty() {
-            return Some("No model yet: point Model folder at a Wan2.1 text-to-video model in Diffusers layout (the folder holding model_index.json).".into());
+        model_folder_problem(&self.model_folder)
+    }
+}
+
+/// What is wrong with a *Model folder* value, as the sentence that says what to do; `None`
+/// for a folder that holds a Diffusers pipeline.
+pub fn model_folder_problem(folder: &str) -> Option<String> {
+    let folder = folder.trim();
+    if folder.is_empty() {
+        return Some("No model yet: point Model folder at a Wan2.1 text-to-video model in Diffusers layout (the folder holding model_index.json).".into());
+    }
+    let path = Path::new(folder);
+    if !path.is_dir() {
+        return Some(format!("Model folder {folder} does not exist or is not a folder: point Model folder at a Diffusers Wan2.1 directory."));
+    }
+    if !path.join("model_index.json").is_file() {
+        return Some(format!("Model folder {folder} holds no model_index.json: point Model folder at a Diffusers Wan2.1 directory (the one with model_index.json, transformer/, vae/, text_encoder/)."));
+    }
+    None
+}
+
+/// A weight as the blend uses it: a NaN or out-of-range value from a misbehaving curve
+/// counts as its nearest legal value (NaN as 0), never as a poison for the blend.
+pub fn legal_weight(w: f64) -> f64 {
+    if w.is_nan() {
+        0.0
+    } else {
+        w.clamp(0.0, 1.0)
+    }
+}
+
+impl Default for Settings {
+    /// Every parameter at its declared default (the table in `params.rs`), as a new instance
+    /// starts.
+    fn default() -> Settings {
+        let text = |name| match params::spec(name).map(|p| p.kind) {
+            Some(Kind::Text { default, .. }) => default.to_string(),
+            _ => String::new(),
+        };
+        let int = |name| match params::spec(name).map(|p| p.kind) {
+            Some(Kind::Int { default, .. }) | Some(Kind::Choice { default, .. }) => default,
+            Some(Kind::Bool { default }) => i32::from(default),
+            _ => 0,
+        };
+        let double = |name| match params::spec(name).map(|p| p.kind) {
+            Some(Kind::Double { default, .. }) => default,
+            _ => 0.0,
+        };
+        let resolution_index = int(RESOLUTION).clamp(0, RESOLUTIONS.len() as i32 - 1) as usize;
+        Settings {
+            prompts: PROMPTS.map(text),
+            weights: WEIGHTS.map(double),
+            schedule: text(PROMPT_SCHEDULE),
+            negative_prompt: text(NEGATIVE_PROMPT),
+            seed: int(SEED),
+            steps: int(STEPS),
+            guidance: double(GUIDANCE),
+            shift: double(SHIFT),
+            sampler: int(SAMPLER),
+            model_folder: text(MODEL_FOLDER),
+            resolution: RESOLUTIONS[resolution_index].1,
+            duration: int(DURATION),
+            rate_mode: RateMode::from_choice(int(FRAME_RATE_MODE)),
+            transfer: if int(OUTPUT_TRANSFER) == 1 {
+                Transfer::Linear
+            } else {
+                Transfer::Display
+            },
+            preview: int(QUALITY) == 1,
+            auto_generate: int(AUTO_GENERATE) != 0,
         }
-        let path = Path::new(folder);
-        if !path.is_dir() {
-            return Some(format!("Model folder {folder} does not exist or is not a folder: point Model folder at a Diffusers Wan2.1 directory."));
-        }
-        if !path.join("model_index.json").is_file() {
-            return Some(format!("Model folder {folder} holds no model_index.json: point Model folder at a Diffusers Wan2.1 directory (the one with model_index.json, transformer/, vae/, text_encoder/)."));
-        }
-        None
     }
 }
 

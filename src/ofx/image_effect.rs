@@ -120,6 +120,7 @@ impl Effect {
         }
         Ok(Clip {
             handle: clip,
+            props,
             suites: self.suites.clone(),
             name: name.to_string(),
         })
@@ -138,11 +139,18 @@ impl Effect {
 /// A clip of an instance.
 pub struct Clip {
     handle: OfxImageClipHandle,
+    props: OfxPropertySetHandle,
     suites: Arc<HostSuites>,
     name: String,
 }
 
 impl Clip {
+    /// The clip's properties (frame range, frame rate, pixel aspect, …); null when the host
+    /// gave none, which every read then reports as an error.
+    pub fn props(&self) -> PropSet {
+        PropSet::new(self.props, self.suites.property)
+    }
+
     /// The clip's image at `time` (for the output clip: the buffer to render into). The image
     /// is released when the returned value is dropped.
     pub fn image(&self, time: f64) -> OfxResult<Image> {
