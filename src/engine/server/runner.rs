@@ -50,6 +50,8 @@ pub struct Runner {
     loaded: Option<LoadedModel>,
     outbox: Outbox,
     journal: Journal,
+    /// Text-encoder passes of models unloaded before the current one.
+    earlier_encoder_runs: u64,
 }
 
 impl Runner {
@@ -61,6 +63,7 @@ impl Runner {
             loaded: None,
             outbox,
             journal,
+            earlier_encoder_runs: 0,
         }
     }
 
@@ -76,7 +79,7 @@ impl Runner {
         let outcome = match catch_unwind(AssertUnwindSafe(|| self.generate(job, request, abort))) {
             Ok(outcome) => outcome,
             Err(panic) => {
-                self.loaded = None;
+                self.unload();
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
@@ -111,13 +114,28 @@ impl Runner {
         outcome
     }
 
+    /// Text-encoder passes of this process: the loaded model's and those of models before it.
     fn text_encoder_runs(&self) -> u64 {
-        // SWITCH: `self.loaded.as_ref().map_or(0, |m| m.pipeline.text_encoder_runs())` once Pipeline has it.
-        0
+        self.earlier_encoder_runs
+            + self
+                .loaded
+                .as_ref()
+                .map_or(0, |m| m.pipeline.text_encoder_runs())
+    }
+
+    /// Drops the loaded model (its memory goes back), keeping its count of encoder passes.
+    fn unload(&mut self) {
+        if let Some(model) = self.loaded.take() {
+            self.earlier_encoder_runs += model.pipeline.text_encoder_runs();
+        }
     }
 
     fn generate(&mut self, job: u64, request: &ClipRequest, abort: &AtomicBool) -> Outcome {
         let started = Instant::now();
+        #[cfg(feature = "fault-injection")]
+        if request.prompts.first().map(String::as_str) == Some("genclip:fault:engine-panic") {
+            panic!("fault injection: panic in an engine job");
+        }
         let Some(key) = CacheKey::from_hex(&request.output.key) else {
             return Outcome::Failed(format!(
                 "The engine was asked to write to the cache key {:?}, which is not 64 hex digits: \
@@ -195,7 +213,7 @@ impl Runner {
         if self.loaded.as_ref().is_some_and(|m| m.folder == canonical) {
             return Ok(self.loaded.as_mut().expect("checked just above"));
         }
-        self.loaded = None;
+        self.unload();
         let started = Instant::now();
         let pipeline = Pipeline::load(&canonical, &self.device, self.dtype).map_err(|e| {
             format!(
