@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import shutil
 import statistics
 import subprocess
@@ -318,14 +319,14 @@ def worker(args) -> None:
             if i >= args.warmup:
                 times.append(time.perf_counter() - started)
     after = memory()
-    if args.save_output:
+    if args.save_output and out is not None:
         save_file({"output": out.contiguous()}, args.save_output)
     print(json.dumps(dict(
         side="pytorch", component=args.worker, threads=torch.get_num_threads(), warmup=args.warmup,
-        runs=args.runs, load_s=load_s, times_s=times, median_s=statistics.median(times),
+        runs=args.runs, load_s=load_s, times_s=times, median_s=statistics.median(times) if times else None,
         rss_before_load=before["resident"], rss_after_load=loaded["resident"],
         peak_rss_load=loaded["peak"], peak_rss_runs=after["peak"], peak_reset=peak_reset,
-        output_shape=list(out.shape),
+        output_shape=list(out.shape) if out is not None else None,
     )))
 
 
@@ -457,6 +458,87 @@ def print_table(config: str, args, info: dict, rows: list) -> None:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Where our time goes (--profile): perf's call graphs of one call, grouped
+# ---------------------------------------------------------------------------------------------
+
+
+def frame_name(line: str) -> str:
+    """`perf script` stack line -> function name, without address, offset and library."""
+    name = line.strip().split(" ", 1)[-1]
+    return re.sub(r"\+0x[0-9a-f]+", "", name.rsplit(" (", 1)[0]).strip()
+
+
+def short(name: str) -> str:
+    name = re.sub(r"::h[0-9a-f]{16}$", "", name)
+    m = re.search(r"<([\w:]+) as [\w:]+(?:<[^>]*>)?>::(\w+)$", name)
+    if m:  # <genclip::...::FeedForward as candle_core::Module>::forward
+        name = f"{m.group(1)}::{m.group(2)}"
+    return name.replace("genclip::models::", "").replace("candle_core::tensor::", "")
+
+
+def classify(stack: list, kernel: bool) -> tuple:
+    """(place in our code, candle op) for a sample of the main thread; (pool thread, leaf)
+    for a sample of a pool thread, whose caller perf cannot see."""
+    on_main = any("genclip::engine::bench" in f for f in stack)
+    leaf = stack[0] if stack else "?"
+    if not on_main:
+        if kernel:
+            what = "kernel (page faults, unmapping)"
+        elif any(x in leaf for x in ("expf", "asuint", "top12")):
+            what = "libm expf (softmax rows)"
+        elif "tanhf" in leaf or "expm1f" in leaf:
+            what = "libm tanhf (GELU)"
+        elif "gemm" in leaf:
+            what = "gemm kernel"
+        elif "FnMut" in leaf or "call_mut" in leaf:
+            what = "element-wise closures (softmax rows, maps)"
+        else:
+            what = short(leaf)[:60]
+        return ("(pool thread: caller not visible)", what)
+    model = next((short(f) for f in stack if "genclip::models::" in f), "(outside the model)")
+    op = next(
+        (short(f) for f in stack if re.search(r"candle_core::tensor::Tensor::\w+$|candle_nn::ops::\w+$|candle_nn::rotary_emb::\w+$", f)),
+        None,
+    )
+    if op is None:
+        op = "(freeing tensors)" if any("drop" in f or "free" in f for f in stack) else "(no candle op)"
+    return (model, op)
+
+
+def profile(args, p: dict, component: str) -> None:
+    if not shutil.which("perf"):
+        raise SystemExit("--profile needs perf (linux-tools)")
+    out_dir = RESULTS / args.config
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = out_dir / f"{component}.perf.data"
+    cmd = [
+        "perf", "record", "-F", "299", "--call-graph", "dwarf,32768", "-o", data, "--",
+        args.ours, "bench", "--model", p["model"], "--component", component, "--inputs", p["inputs"],
+        "--runs", "1", "--warmup", "0",
+    ]
+    subprocess.run([str(c) for c in cmd], env=child_env(args.threads), check=True, capture_output=True)
+    text = subprocess.run(["perf", "script", "-i", str(data)], capture_output=True, text=True).stdout
+    groups, kernel, gemm, total = {}, 0, 0, 0
+    for block in text.split("\n\n"):
+        lines = [line for line in block.split("\n")[1:] if line.strip()]
+        if not lines:
+            continue
+        stack = [frame_name(line) for line in lines]
+        total += 1
+        kernel += "[kernel.kallsyms]" in lines[0]
+        gemm += "gemm" in stack[0] and "microkernel" in stack[0]
+        key = classify(stack, "[kernel.kallsyms]" in lines[0])
+        groups[key] = groups.get(key, 0) + 1
+    print(f"\n{component} ({args.config}, {args.threads} threads): {total} samples of one call, load included")
+    print(f"  {100 * gemm / total:5.1f}%  in gemm's microkernels (matrix products)")
+    print(f"  {100 * kernel / total:5.1f}%  in the kernel (page faults on fresh allocations, unmapping freed ones)")
+    print("  by place in our code and candle op (inclusive of the kernel time they cause):")
+    for (model, op), n in sorted(groups.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"  {100 * n / total:5.1f}%  {model:<55} {op}")
+    print(f"perf data: {data.relative_to(ROOT)} (perf report -i ... --children)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
@@ -466,6 +548,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int)
     ap.add_argument("--components", help=f"comma-separated, from {','.join(COMPONENTS)}")
     ap.add_argument("--generate-only", action="store_true", help="make the folder and inputs, then stop")
+    ap.add_argument("--profile", metavar="COMPONENT", help="perf profile of one call of ours, grouped (needs --ours)")
     ap.add_argument("--worker", choices=COMPONENTS, help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--inputs", help=argparse.SUPPRESS)
@@ -481,6 +564,11 @@ def main() -> None:
     p = ensure_generated(args.config)
     if args.generate_only:
         print(f"model {p['model'].relative_to(ROOT)}, inputs {p['inputs'].relative_to(ROOT)}")
+        return
+    if args.profile:
+        if not args.ours:
+            raise SystemExit("--profile needs --ours")
+        profile(args, p, args.profile)
         return
     components = args.components.split(",") if args.components else cfg["components"]
     out_dir = RESULTS / args.config

@@ -1,5 +1,6 @@
 //! `genclip-engine bench`: times one model component (or the whole pipeline) of a Diffusers
-//! Wan2.1 folder and reports time and memory as one JSON object on stdout.
+//! Wan2.1 folder and reports time and memory as one JSON object on stdout. With
+//! `--runs 0 --warmup 0` it only loads the component (a check that a folder is usable).
 //!
 //! `tools/bench_reference.py` writes the model folder and the inputs (the same random weights
 //! and tensors its PyTorch side loads), runs this command once per component, each in its
@@ -96,17 +97,17 @@ pub fn reset_peak() -> bool {
 /// A loaded component, ready to run on its inputs.
 enum Loaded {
     Transformer {
-        model: WanTransformer,
+        model: Box<WanTransformer>,
         latents: Tensor,
         timestep: Tensor,
         text: Tensor,
     },
     Vae {
-        model: WanVaeDecoder,
+        model: Box<WanVaeDecoder>,
         z: Tensor,
     },
     TextEncoder {
-        model: Umt5Encoder,
+        model: Box<Umt5Encoder>,
         ids: Tensor,
     },
     Pipeline {
@@ -158,26 +159,32 @@ fn load(
     };
     Ok(match component {
         Component::Transformer => Loaded::Transformer {
-            model: WanTransformer::new(
-                &TransformerConfig::load(&folder).map_err(err)?,
-                weights("transformer")?,
-            )
-            .map_err(err)?,
+            model: Box::new(
+                WanTransformer::new(
+                    &TransformerConfig::load(&folder).map_err(err)?,
+                    weights("transformer")?,
+                )
+                .map_err(err)?,
+            ),
             latents: input(&tensors, &file, "transformer.hidden_states")?,
             timestep: input(&tensors, &file, "transformer.timestep")?,
             text: input(&tensors, &file, "transformer.encoder_hidden_states")?,
         },
         Component::Vae => Loaded::Vae {
-            model: WanVaeDecoder::new(&VaeConfig::load(&folder).map_err(err)?, weights("vae")?)
-                .map_err(err)?,
+            model: Box::new(
+                WanVaeDecoder::new(&VaeConfig::load(&folder).map_err(err)?, weights("vae")?)
+                    .map_err(err)?,
+            ),
             z: input(&tensors, &file, "vae.z")?,
         },
         Component::TextEncoder => Loaded::TextEncoder {
-            model: Umt5Encoder::new(
-                &umt5::Config::load(&folder).map_err(err)?,
-                weights("text_encoder")?,
-            )
-            .map_err(err)?,
+            model: Box::new(
+                Umt5Encoder::new(
+                    &umt5::Config::load(&folder).map_err(err)?,
+                    weights("text_encoder")?,
+                )
+                .map_err(err)?,
+            ),
             ids: input(&tensors, &file, "text_encoder.input_ids")?,
         },
         Component::Pipeline => unreachable!("returned above"),
@@ -227,6 +234,7 @@ pub struct Options {
     /// For the pipeline component.
     pub request: Option<Request>,
     pub warmup: usize,
+    /// Timed calls after the warm-up; with none (and no warm-up) the bench only loads.
     pub runs: usize,
     /// Where to write the last run's output (`output` in a safetensors file).
     pub save_output: Option<PathBuf>,
@@ -257,8 +265,7 @@ pub fn measure(options: &Options) -> Result<Value, String> {
         output = Some(out);
     }
     let after_runs = memory();
-    let output = output.ok_or("bench needs --runs of at least 1")?;
-    if let Some(path) = &options.save_output {
+    if let (Some(path), Some(output)) = (&options.save_output, &output) {
         output
             .save_safetensors("output", path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -272,13 +279,13 @@ pub fn measure(options: &Options) -> Result<Value, String> {
         "runs": options.runs,
         "load_s": load_s,
         "times_s": times,
-        "median_s": median(&times),
+        "median_s": (!times.is_empty()).then(|| median(&times)),
         "rss_before_load": bytes(before_load, |m| m.resident),
         "rss_after_load": bytes(after_load, |m| m.resident),
         "peak_rss_load": bytes(after_load, |m| m.peak),
         "peak_rss_runs": bytes(after_runs, |m| m.peak),
         "peak_reset": peak_reset,
-        "output_shape": output.dims(),
+        "output_shape": output.as_ref().map(|o| o.dims().to_vec()),
     }))
 }
 
