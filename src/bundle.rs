@@ -7,10 +7,12 @@
 //!     Info.plist
 //!     Resources/org.genclip.GenClip.png      (the icon hosts show; named after the identifier)
 //!     Linux-x86-64/GenClip.ofx               (the cdylib, renamed)
+//!     Linux-x86-64/genclip-engine            (the engine process the plugin starts)
 //!     Win64/GenClip.ofx                      (Windows: the .dll, renamed; not built here yet)
 //!     MacOS/GenClip.ofx                      (macOS: the .dylib, renamed; not built here yet)
 //! ```
 
+use crate::client::ENGINE_FILE;
 use crate::effect::PLUGIN_IDENTIFIER;
 use std::fs;
 use std::io;
@@ -40,6 +42,15 @@ pub fn binary_in(bundle: &Path) -> PathBuf {
         .join(BINARY_NAME)
 }
 
+/// The engine program inside a bundle folder, beside the plugin binary (where the plugin
+/// looks for it: `client::engine_program`).
+pub fn engine_in(bundle: &Path) -> PathBuf {
+    bundle
+        .join("Contents")
+        .join(arch_folder())
+        .join(ENGINE_FILE)
+}
+
 /// The cdylib cargo builds next to the `genclip` executable.
 pub fn built_library(dir: &Path) -> PathBuf {
     let name = if cfg!(target_os = "windows") {
@@ -52,17 +63,19 @@ pub fn built_library(dir: &Path) -> PathBuf {
     dir.join(name)
 }
 
-/// Assembles `out_dir/GenClip.ofx.bundle` from a built cdylib; returns the bundle's path.
-/// An existing bundle there is replaced whole, so no stale file survives.
-pub fn assemble(library: &Path, out_dir: &Path) -> io::Result<PathBuf> {
-    if !library.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!(
-                "{} not found: build the plugin first (cargo build --release)",
-                library.display()
-            ),
-        ));
+/// Assembles `out_dir/GenClip.ofx.bundle` from a built cdylib and engine program; returns
+/// the bundle's path. An existing bundle there is replaced whole, so no stale file survives.
+pub fn assemble(library: &Path, engine: &Path, out_dir: &Path) -> io::Result<PathBuf> {
+    for built in [library, engine] {
+        if !built.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} not found: build the plugin and its engine first (cargo build --release)",
+                    built.display()
+                ),
+            ));
+        }
     }
     let bundle = out_dir.join(BUNDLE_NAME);
     // Build beside the target and rename into place, so a host scanning the folder never
@@ -76,6 +89,7 @@ pub fn assemble(library: &Path, out_dir: &Path) -> io::Result<PathBuf> {
     fs::create_dir_all(contents.join(arch_folder()))?;
     fs::write(contents.join("Info.plist"), info_plist())?;
     fs::copy(library, contents.join(arch_folder()).join(BINARY_NAME))?;
+    copy_executable(engine, &contents.join(arch_folder()).join(ENGINE_FILE))?;
     fs::write(
         contents
             .join("Resources")
@@ -87,6 +101,20 @@ pub fn assemble(library: &Path, out_dir: &Path) -> io::Result<PathBuf> {
     }
     fs::rename(&staging, &bundle)?;
     Ok(bundle)
+}
+
+/// Copies a program and makes sure the copy is executable (whatever umask or file system
+/// the build went through).
+fn copy_executable(from: &Path, to: &Path) -> io::Result<()> {
+    fs::copy(from, to)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut permissions = fs::metadata(to)?.permissions();
+        permissions.set_mode(permissions.mode() | 0o755);
+        fs::set_permissions(to, permissions)?;
+    }
+    Ok(())
 }
 
 fn info_plist() -> String {

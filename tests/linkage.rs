@@ -1,14 +1,19 @@
-//! Hosts ship their own libraries, so the plugin binary may depend only on the C runtime and
-//! the loader (`readelf -d` lists what it needs).
+//! What the bundle's binaries link. Hosts ship their own libraries, so the plugin binary may
+//! depend only on the C runtime and the loader; the engine program, shipped beside it, only on
+//! the system C/C++ runtime in this (CPU) build, so it starts on a machine without CUDA
+//! (`readelf -d` lists what a binary needs). And the plugin holds no generation code at all:
+//! candle belongs in the engine process (`nm` lists the plugin's symbols).
 
 mod common;
 
-#[test]
-fn the_plugin_needs_only_the_system_c_runtime() {
-    let binary = genclip::bundle::binary_in(common::bundle_path());
-    let out = std::process::Command::new("readelf")
+use std::path::Path;
+use std::process::Command;
+
+/// The libraries `binary` names as NEEDED.
+fn needed(binary: &Path) -> Vec<String> {
+    let out = Command::new("readelf")
         .arg("-d")
-        .arg(&binary)
+        .arg(binary)
         .output()
         .expect("readelf (binutils) is needed for this test");
     assert!(
@@ -17,25 +22,111 @@ fn the_plugin_needs_only_the_system_c_runtime() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    let needed: Vec<&str> = text
+    let needed: Vec<String> = text
         .lines()
         .filter(|l| l.contains("(NEEDED)"))
-        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+        .filter_map(|l| Some(l.split('[').nth(1)?.split(']').next()?.to_string()))
         .collect();
     assert!(!needed.is_empty(), "no NEEDED entries parsed from:\n{text}");
-    let allowed = [
-        "libc.so",
-        "libm.so",
-        "libgcc_s.so",
-        "libpthread.so",
-        "libdl.so",
-        "librt.so",
-        "ld-linux",
-    ];
-    for lib in &needed {
+    needed
+}
+
+fn assert_only(binary: &Path, allowed: &[&str]) {
+    for lib in needed(binary) {
         assert!(
             allowed.iter().any(|a| lib.starts_with(a)),
-            "GenClip.ofx needs {lib}; allowed: {allowed:?}"
+            "{} needs {lib}; allowed: {allowed:?}",
+            binary.display()
         );
     }
+}
+
+const C_RUNTIME: [&str; 7] = [
+    "libc.so",
+    "libm.so",
+    "libgcc_s.so",
+    "libpthread.so",
+    "libdl.so",
+    "librt.so",
+    "ld-linux",
+];
+
+#[test]
+fn the_plugin_needs_only_the_system_c_runtime() {
+    assert_only(
+        &genclip::bundle::binary_in(common::bundle_path()),
+        &C_RUNTIME,
+    );
+}
+
+#[test]
+fn the_engine_in_the_bundle_needs_no_cuda_library() {
+    let engine = genclip::bundle::engine_in(common::bundle_path());
+    assert!(
+        engine.is_file(),
+        "{} missing from the bundle",
+        engine.display()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&engine).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0o111, "the bundled engine is not executable");
+    }
+    // The system C and C++ runtimes, nothing else: no libcuda, libcudart, libcublas, ….
+    let mut allowed = C_RUNTIME.to_vec();
+    allowed.push("libstdc++.so");
+    assert_only(&engine, &allowed);
+}
+
+/// Symbol names (mangled, as the symbol table holds them) of `binary`.
+fn symbols(binary: &Path) -> Vec<String> {
+    let out = Command::new("nm")
+        .arg(binary)
+        .output()
+        .expect("nm (binutils) is needed for this test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "nm {}: {}{text}",
+        binary.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_plugin_contains_no_candle_code() {
+    let plugin = genclip::bundle::binary_in(common::bundle_path());
+    let plugin_symbols = symbols(&plugin);
+    // A stripped binary would pass any "no such symbol" check: first show the table is
+    // there and holds this crate's own code, by name.
+    assert!(
+        plugin_symbols.iter().any(|s| s == "OfxGetPlugin"),
+        "no OfxGetPlugin in the symbol table of {}: is it stripped?",
+        plugin.display()
+    );
+    let ours = plugin_symbols
+        .iter()
+        .filter(|s| s.contains("7genclip"))
+        .count();
+    assert!(ours > 20, "only {ours} genclip symbols: is it stripped?");
+    // The same check on the engine, which does run candle, must find it: it can fail.
+    let engine = genclip::bundle::engine_in(common::bundle_path());
+    assert!(
+        symbols(&engine).iter().any(|s| s.contains("candle")),
+        "the check cannot see candle even in the engine"
+    );
+    let candle: Vec<&String> = plugin_symbols
+        .iter()
+        .filter(|s| s.to_ascii_lowercase().contains("candle"))
+        .collect();
+    assert!(
+        candle.is_empty(),
+        "GenClip.ofx contains candle code ({} symbols), e.g. {:?}",
+        candle.len(),
+        &candle[..candle.len().min(5)]
+    );
 }

@@ -26,9 +26,9 @@ const USAGE: &str = "\
 genclip: the GenClip headless OpenFX host
 
 usage:
-  genclip bundle   [--out DIR]
+  genclip bundle   [--out DIR] [--library FILE] [--engine FILE]
       Assemble DIR/GenClip.ofx.bundle (default DIR: target/bundle) from the plugin library
-      built next to this executable.
+      and the genclip-engine program built next to this executable.
   genclip describe [BUNDLE]
       Load the bundle through the OpenFX ABI and print its contexts and parameters.
   genclip render   --out DIR [--bundle BUNDLE] [options]
@@ -72,11 +72,15 @@ fn exe_dir() -> Result<PathBuf, String> {
 }
 
 fn cmd_bundle(flags: &Flags) -> Result<(), String> {
-    flags.check_known(&["out", "library"])?;
+    flags.check_known(&["out", "library", "engine"])?;
     let dir = exe_dir()?;
     let library = match flags.get("library") {
         Some(p) => PathBuf::from(p),
         None => bundle::built_library(&dir),
+    };
+    let engine = match flags.get("engine") {
+        Some(p) => PathBuf::from(p),
+        None => dir.join(genclip::client::ENGINE_FILE),
     };
     // target/<profile>/genclip -> target/bundle
     let out = match flags.get("out") {
@@ -87,7 +91,7 @@ fn cmd_bundle(flags: &Flags) -> Result<(), String> {
             .unwrap_or_else(|| PathBuf::from("bundle")),
     };
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let path = bundle::assemble(&library, &out).map_err(|e| e.to_string())?;
+    let path = bundle::assemble(&library, &engine, &out).map_err(|e| e.to_string())?;
     println!("{}", path.display());
     Ok(())
 }

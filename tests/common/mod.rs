@@ -33,7 +33,8 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The bundle, assembled once per test process from the cdylib of this test build.
+/// The bundle, assembled once per test process from the cdylib and the engine program of
+/// this test build.
 ///
 /// `cargo test` leaves the cdylib it built for the tests in `target/<profile>/deps/` (only
 /// `cargo build` copies it up to `target/<profile>/`, where an older build may sit), so that
@@ -48,7 +49,9 @@ pub fn bundle_path() -> &'static Path {
             .map(|dir| genclip::bundle::built_library(dir))
             .find(|lib| lib.is_file())
             .expect("the cdylib of this build");
-        genclip::bundle::assemble(&library, &scratch("bundle")).expect("assemble the test bundle")
+        let engine = PathBuf::from(env!("CARGO_BIN_EXE_genclip-engine"));
+        genclip::bundle::assemble(&library, &engine, &scratch("bundle"))
+            .expect("assemble the test bundle")
     })
 }
 
