@@ -1,5 +1,6 @@
 //! Command-line flags shared by the `genclip` and `genclip-engine` commands: `--name value`
-//! (or `--name=value`) pairs, repeatable, and positional words.
+//! (or `--name=value`) pairs, repeatable, switches (`--name` followed by another flag or
+//! nothing: an empty value), and positional words.
 
 use std::collections::VecDeque;
 
@@ -21,7 +22,12 @@ impl Flags {
                 Some(name) => match name.split_once('=') {
                     Some((n, v)) => flags.pairs.push((n.to_string(), v.to_string())),
                     None => {
-                        let value = rest.pop_front().cloned().unwrap_or_default();
+                        // A switch (`--dry-run`) is followed by the next flag or by nothing;
+                        // a value that starts with `--` can still be given as `--name=--x`.
+                        let value = match rest.front() {
+                            Some(next) if next.starts_with("--") => String::new(),
+                            _ => rest.pop_front().cloned().unwrap_or_default(),
+                        };
                         flags.pairs.push((name.to_string(), value));
                     }
                 },
@@ -92,5 +98,40 @@ pub fn run(tool: &str, usage: &str, commands: &[Command]) -> std::process::ExitC
             eprintln!("{tool}: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Flags {
+        Flags::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn values_switches_and_positionals() {
+        let f = parse(&[
+            "--dry-run",
+            "--prompt",
+            "a harbour",
+            "--seed=-5",
+            "--key",
+            "a=0:1",
+            "--key",
+            "b=0:2",
+            "word",
+            "--last",
+        ]);
+        assert_eq!(f.get("dry-run"), Some(""));
+        assert_eq!(f.get("prompt"), Some("a harbour"));
+        assert_eq!(f.parsed::<i32>("seed").unwrap(), Some(-5));
+        assert_eq!(f.all("key").collect::<Vec<_>>(), vec!["a=0:1", "b=0:2"]);
+        assert_eq!(f.positional, vec!["word".to_string()]);
+        assert_eq!(f.get("last"), Some(""));
+        assert!(f
+            .check_known(&["dry-run", "prompt", "seed", "key", "last"])
+            .is_ok());
+        assert!(f.check_known(&["prompt"]).is_err());
     }
 }

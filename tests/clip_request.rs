@@ -618,3 +618,201 @@ fn the_transformer_width_picks_the_model() {
     let e = model::fingerprint(&dir).unwrap_err().to_string();
     assert!(e.contains("holds no safetensors or config files"), "{e}");
 }
+
+// ----------------------------------------------------------------------------- genclip render flags
+
+mod common;
+
+/// `genclip render ARGS --dry-run`: the parameters as the host holds them, `name: value` at
+/// the first frame and `name@frame: value` per keyframe; or the error text.
+fn dry_run(args: &[&str]) -> Result<std::collections::HashMap<String, String>, String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_genclip"))
+        .args(["render", "--bundle"])
+        .arg(common::bundle_path())
+        .args(args)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+#[test]
+fn render_flags_set_the_parameters() {
+    let p = dry_run(&[
+        "--prompt",
+        "a harbour at dawn",
+        "--prompt-b",
+        "the harbour at night",
+        "--prompt-c",
+        "fog",
+        "--prompt-d",
+        "rain",
+        "--weight-a",
+        "0.5",
+        "--weight-b",
+        "0:0, 48:1",
+        "--weight-c",
+        "0.25",
+        "--weight-d",
+        "12:0.5,24:0",
+        "--negative-prompt",
+        "blurry",
+        "--schedule",
+        "0: dawn; 24-48: night",
+        "--model",
+        "models/wan",
+        "--seed",
+        "7",
+        "--steps",
+        "20",
+        "--guidance",
+        "6",
+        "--shift",
+        "5",
+        "--sampler",
+        "euler",
+        "--fps",
+        "24",
+        "--frame-rate-mode",
+        "native",
+        "--transfer",
+        "linear",
+        "--quality",
+        "preview",
+        "--width",
+        "1920",
+        "--height",
+        "1080",
+        "--frames",
+        "49",
+        "--start",
+        "10",
+    ])
+    .unwrap();
+    let get = |k: &str| {
+        p.get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{k}: {p:?}"))
+    };
+    assert_eq!(
+        get("host"),
+        "project 1920 x 1080 (pixel aspect 1), 24 fps, frames 10..58, context Generator"
+    );
+    assert_eq!(get("promptA"), "\"a harbour at dawn\"");
+    assert_eq!(get("promptB"), "\"the harbour at night\"");
+    assert_eq!(get("promptC"), "\"fog\"");
+    assert_eq!(get("promptD"), "\"rain\"");
+    assert_eq!(get("negativePrompt"), "\"blurry\"");
+    assert_eq!(get("promptSchedule"), "\"0: dawn; 24-48: night\"");
+    assert_eq!(get("modelFolder"), "\"models/wan\"");
+    assert_eq!(get("weightA"), "0.5");
+    assert_eq!(get("weightC"), "0.25");
+    assert_eq!(get("weightB@0"), "0");
+    assert_eq!(get("weightB@48"), "1");
+    assert_eq!(get("weightD@12"), "0.5");
+    assert_eq!(get("weightD@24"), "0");
+    for (k, v) in [
+        ("seed", "7"),
+        ("steps", "20"),
+        ("guidanceScale", "6"),
+        ("shift", "5"),
+        ("sampler", "1"),
+        ("frameRateMode", "1"),
+        ("outputTransfer", "1"),
+        ("quality", "1"),
+        // 1920 x 1080 is no native size: the project size, Resolution = Project.
+        ("resolution", "0"),
+        ("durationFrames", "49"),
+    ] {
+        assert_eq!(get(k), v, "{k}");
+    }
+
+    // A native size picks its Resolution; the defaults are the parameters' own.
+    let p = dry_run(&["--prompt", "x", "--width", "480", "--height", "832"]).unwrap();
+    assert_eq!(p["resolution"], "2");
+    assert_eq!(
+        p["host"],
+        "project 480 x 832 (pixel aspect 1), 16 fps, frames 0..80, context Generator"
+    );
+    for (k, v) in [
+        ("sampler", "0"),
+        ("frameRateMode", "0"),
+        ("outputTransfer", "0"),
+        ("quality", "0"),
+        ("weightA", "1"),
+        ("weightB", "0"),
+    ] {
+        assert_eq!(p[k], v, "{k}");
+    }
+    // The word forms of the choices and the older flags.
+    let p = dry_run(&[
+        "--sampler",
+        "UniPC",
+        "--frame-rate-mode",
+        "conform",
+        "--transfer",
+        "display",
+        "--quality",
+        "final",
+        "--key",
+        "weightB=0:0,10:1",
+        "--set",
+        "seed=99",
+    ])
+    .unwrap();
+    assert_eq!((p["sampler"].as_str(), p["seed"].as_str()), ("0", "99"));
+    assert_eq!(p["weightB@10"], "1");
+}
+
+#[test]
+fn render_flag_mistakes_are_explained() {
+    let e = dry_run(&["--sampler", "ddim"]).unwrap_err();
+    assert!(e.contains("--sampler ddim: use unipc or euler"), "{e}");
+    let e = dry_run(&["--frame-rate-mode", "fast"]).unwrap_err();
+    assert!(e.contains("use conform or native"), "{e}");
+    let e = dry_run(&["--weight-b", "x:1"]).unwrap_err();
+    assert!(e.contains("--weight-b x:1: x is not a frame"), "{e}");
+    let e = dry_run(&["--weight-b", "0:lots"]).unwrap_err();
+    assert!(e.contains("weightB: lots is not a valid value"), "{e}");
+    let e = dry_run(&["--weight-b", "0:1;48:0"]).unwrap_err();
+    assert!(e.contains("is not a valid value"), "{e}");
+}
+
+#[test]
+fn linear_renders_default_to_exr() {
+    let dir = scratch("linear-render");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_genclip"))
+        .args(["render", "--bundle"])
+        .arg(common::bundle_path())
+        .args([
+            "--prompt",
+            "x",
+            "--width",
+            "32",
+            "--height",
+            "16",
+            "--frames",
+            "2",
+            "--transfer",
+            "linear",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..2 {
+        assert!(dir.join(format!("frame.{i:04}.exr")).is_file());
+    }
+}

@@ -36,18 +36,28 @@ usage:
 
 render options:
   --prompt TEXT             Prompt A                  --prompt-b/-c/-d TEXT  more prompt slots
-  --negative-prompt TEXT    --schedule TEXT           --model DIR (Model folder)
-  --seed N  --steps N  --guidance X  --shift X
+  --weight-a/-b/-c/-d W     a slot's weight: a constant (0.5) or keyframes '0:1, 48:0'
+                            (host frame:value, linear between keys)
+  --negative-prompt TEXT    --schedule TEXT ('0: dawn; 48: night'; '24-48: night' blends)
+  --model DIR (Model folder)
+  --seed N  --steps N  --guidance X  --shift X  --sampler unipc|euler
   --width W --height H      frame size: a Wan native size picks that Resolution, any other
-                            size becomes the project size (default 832 x 480)
-  --frames F (default 81)   --start N (first frame, default 0)   --fps X (default 16)
-  --key NAME=T:V,T:V...     keyframes on an animatable parameter, e.g. weightB=0:0,48:1
+                            size becomes the project size, Resolution = Project
+                            (default 832 x 480)
+  --frames F (default 81)   --start N (first frame, default 0)
+  --fps X                   the host's frame rate (default 16)
+  --frame-rate-mode conform|native (default conform)
+  --transfer display|linear (default display)   --quality final|preview (default final)
+  --key NAME=T:V,T:V...     keyframes on any animatable parameter, e.g. weightB=0:0,48:1
   --set NAME=VALUE          any other parameter by script name
-  --format png8|png16|exr-half|exr-float (default png16)
+  --format png8|png16|exr|exr-half|exr-float
+                            (default png16; exr-half with --transfer linear)
   --context generator|general|filter (default generator)
   --depth float|short|byte (default float)   --scale S (render scale, default 1)
   --threads N (frames rendered at once, default 1)   --abort-after-ms N
   --host-name NAME          identify as another host (e.g. uk.co.thefoundry.nuke)
+  --dry-run                 set the parameters and print them (with their keyframes)
+                            instead of rendering; --out is then optional
 
 BUNDLE defaults to the first GenClip.ofx.bundle on OFX_PLUGIN_PATH or in /usr/OFX/Plugins.";
 
@@ -261,11 +271,205 @@ const RENDER_FLAGS: &[&str] = &[
     "threads",
     "abort-after-ms",
     "host-name",
+    "weight-a",
+    "weight-b",
+    "weight-c",
+    "weight-d",
+    "sampler",
+    "frame-rate-mode",
+    "transfer",
+    "quality",
+    "dry-run",
 ];
+
+/// A parameter edit from the command line: a constant value, or keyframes (time, value).
+enum Edit {
+    Set(String, String),
+    Keys(String, Vec<(f64, String)>),
+}
+
+/// Keyframes written as `T:V, T:V` (times are host frames).
+fn parse_keys(flag: &str, text: &str) -> Result<Vec<(f64, String)>, String> {
+    text.split(',')
+        .map(|pair| {
+            let (t, v) = pair.split_once(':').ok_or_else(|| {
+                format!("{flag} {text}: write keyframes as FRAME:VALUE pairs, e.g. \"0:1, 48:0\"")
+            })?;
+            let t: f64 = t
+                .trim()
+                .parse()
+                .ok()
+                .filter(|t: &f64| t.is_finite())
+                .ok_or_else(|| format!("{flag} {text}: {} is not a frame", t.trim()))?;
+            Ok((t, v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// `--NAME VALUE` for a choice written as a word: the option's index.
+fn choice_flag(
+    flags: &Flags,
+    flag: &str,
+    words: &[(&str, usize)],
+) -> Result<Option<String>, String> {
+    let Some(value) = flags.get(flag) else {
+        return Ok(None);
+    };
+    let lower = value.trim().to_ascii_lowercase();
+    words
+        .iter()
+        .find(|(w, _)| *w == lower)
+        .map(|(_, i)| Some(i.to_string()))
+        .ok_or_else(|| {
+            let names: Vec<&str> = words.iter().map(|(w, _)| *w).collect();
+            format!("--{flag} {value}: use {}", names.join(" or "))
+        })
+}
+
+/// The parameter edits the render flags ask for, in the order a user would make them;
+/// `--set` and `--key` come last, so they override the named flags.
+fn render_edits(flags: &Flags, resolution: usize, frames: usize) -> Result<Vec<Edit>, String> {
+    let mut edits = Vec::new();
+    let mut set = |name: &str, value: &str| edits.push(Edit::Set(name.into(), value.into()));
+    for (flag, param) in [
+        ("prompt", names::PROMPT_A),
+        ("prompt-b", names::PROMPT_B),
+        ("prompt-c", names::PROMPT_C),
+        ("prompt-d", names::PROMPT_D),
+        ("negative-prompt", names::NEGATIVE_PROMPT),
+        ("schedule", names::PROMPT_SCHEDULE),
+        ("model", names::MODEL_FOLDER),
+        ("seed", names::SEED),
+        ("steps", names::STEPS),
+        ("guidance", names::GUIDANCE),
+        ("shift", names::SHIFT),
+    ] {
+        if let Some(v) = flags.get(flag) {
+            set(param, v);
+        }
+    }
+    let choices: [(&str, &str, &[(&str, usize)]); 4] = [
+        ("sampler", names::SAMPLER, &[("unipc", 0), ("euler", 1)]),
+        (
+            "frame-rate-mode",
+            names::FRAME_RATE_MODE,
+            &[("conform", 0), ("native", 1)],
+        ),
+        (
+            "transfer",
+            names::OUTPUT_TRANSFER,
+            &[("display", 0), ("linear", 1)],
+        ),
+        ("quality", names::QUALITY, &[("final", 0), ("preview", 1)]),
+    ];
+    for (flag, param, words) in choices {
+        if let Some(index) = choice_flag(flags, flag, words)? {
+            set(param, &index);
+        }
+    }
+    set(names::RESOLUTION, &resolution.to_string());
+    set(names::DURATION, &frames.to_string());
+    for item in flags.all("set") {
+        let (n, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--set {item}: expected NAME=VALUE"))?;
+        set(n, v);
+    }
+    for (flag, param) in ["weight-a", "weight-b", "weight-c", "weight-d"]
+        .into_iter()
+        .zip(names::WEIGHTS)
+    {
+        if let Some(v) = flags.get(flag) {
+            if v.contains(':') {
+                edits.push(Edit::Keys(param.into(), parse_keys(&format!("--{flag}"), v)?));
+            } else {
+                edits.push(Edit::Set(param.into(), v.into()));
+            }
+        }
+    }
+    for key in flags.all("key") {
+        let (name, keys) = key
+            .split_once('=')
+            .ok_or_else(|| format!("--key {key}: expected NAME=T:V,T:V"))?;
+        edits.push(Edit::Keys(name.into(), parse_keys("--key", keys)?));
+    }
+    Ok(edits)
+}
+
+/// Applies the edits to the instance as a user would (instance-changed after each).
+fn apply_edits(instance: &genclip::host::Instance, edits: &[Edit]) -> Result<(), String> {
+    for edit in edits {
+        match edit {
+            Edit::Set(name, value) => {
+                let value = parse_param_value(name, value)?;
+                instance.set_param(name, value).map_err(|e| e.to_string())?;
+            }
+            Edit::Keys(name, keys) => {
+                for (t, v) in keys {
+                    instance
+                        .set_key(name, *t, parse_param_value(name, v)?)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A parameter value as `--dry-run` prints it.
+fn show_value(value: &ParamValue) -> String {
+    match value {
+        ParamValue::Str(s) => format!("{s:?}"),
+        ParamValue::Int(v) | ParamValue::Choice(v) => v.to_string(),
+        ParamValue::Double(v) => v.to_string(),
+        ParamValue::Bool(v) => v.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `--dry-run`: what the host would render with, one line per parameter (`name: value` at
+/// the first frame) and per keyframe set from the command line (`name@frame: value`).
+fn print_dry_run(
+    instance: &genclip::host::Instance,
+    options: &HostOptions,
+    context: &str,
+    edits: &[Edit],
+) -> Result<(), String> {
+    let (start, end) = options.frame_range;
+    println!(
+        "host: project {} x {} (pixel aspect {}), {} fps, frames {start}..{end}, context {}",
+        options.project_size.0,
+        options.project_size.1,
+        options.pixel_aspect_ratio,
+        options.frame_rate,
+        context.trim_start_matches("OfxImageEffectContext")
+    );
+    for spec in genclip::effect::params::PARAMS {
+        if let Ok(value) = instance.param_value(spec.name, start) {
+            println!("{}: {}", spec.name, show_value(&value));
+        }
+    }
+    for edit in edits {
+        if let Edit::Keys(name, keys) = edit {
+            for (t, _) in keys {
+                let value = instance
+                    .param_value(name, *t)
+                    .map_err(|e| e.to_string())?;
+                println!("{name}@{t}: {}", show_value(&value));
+            }
+        }
+    }
+    Ok(())
+}
 
 fn cmd_render(flags: &Flags) -> Result<(), String> {
     flags.check_known(RENDER_FLAGS)?;
-    let out = PathBuf::from(flags.get("out").ok_or("render needs --out DIR")?);
+    let dry_run = flags.get("dry-run").is_some();
+    let out = match flags.get("out") {
+        Some(dir) => PathBuf::from(dir),
+        None if dry_run => PathBuf::new(),
+        None => return Err("render needs --out DIR".into()),
+    };
     let path = find_bundle(flags.get("bundle"))?;
     let frames: usize = flags.parsed("frames")?.unwrap_or(81);
     let start: i64 = flags.parsed("start")?.unwrap_or(0);
@@ -281,7 +485,15 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
             "--width/--height {width} x {height}: use 1 to 16384 pixels"
         ));
     }
-    let format: FrameFormat = flags.get("format").unwrap_or("png16").parse()?;
+    // Linear light belongs in EXR; a PNG is read as display-referred by every viewer.
+    let linear = flags
+        .get("transfer")
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("linear"));
+    let format: FrameFormat = match flags.get("format") {
+        Some(f) => f.parse()?,
+        None if linear => FrameFormat::ExrHalf,
+        None => FrameFormat::Png16,
+    };
     let depth = match flags.get("depth").unwrap_or("float") {
         "float" => BitDepth::Float,
         "short" | "16" => BitDepth::Short,
@@ -332,59 +544,12 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
     let instance = Arc::new(plugin.create_instance(context).map_err(|e| e.to_string())?);
 
     // Parameters, as an editor would type them.
-    let text_flags = [
-        ("prompt", names::PROMPT_A),
-        ("prompt-b", names::PROMPT_B),
-        ("prompt-c", names::PROMPT_C),
-        ("prompt-d", names::PROMPT_D),
-        ("negative-prompt", names::NEGATIVE_PROMPT),
-        ("schedule", names::PROMPT_SCHEDULE),
-        ("model", names::MODEL_FOLDER),
-    ];
-    let mut edits: Vec<(String, String)> = Vec::new();
-    for (flag, param) in text_flags {
-        if let Some(v) = flags.get(flag) {
-            edits.push((param.into(), v.into()));
-        }
-    }
-    for (flag, param) in [
-        ("seed", names::SEED),
-        ("steps", names::STEPS),
-        ("guidance", names::GUIDANCE),
-        ("shift", names::SHIFT),
-    ] {
-        if let Some(v) = flags.get(flag) {
-            edits.push((param.into(), v.into()));
-        }
-    }
-    edits.push((names::RESOLUTION.into(), native.unwrap_or(0).to_string()));
-    edits.push((names::DURATION.into(), frames.to_string()));
-    for set in flags.all("set") {
-        let (n, v) = set
-            .split_once('=')
-            .ok_or_else(|| format!("--set {set}: expected NAME=VALUE"))?;
-        edits.push((n.into(), v.into()));
-    }
-    for (name, value) in &edits {
-        let value = parse_param_value(name, value)?;
-        instance.set_param(name, value).map_err(|e| e.to_string())?;
-    }
-    for key in flags.all("key") {
-        let (name, keys) = key
-            .split_once('=')
-            .ok_or_else(|| format!("--key {key}: expected NAME=T:V,T:V"))?;
-        for pair in keys.split(',') {
-            let (t, v) = pair
-                .split_once(':')
-                .ok_or_else(|| format!("--key {key}: expected T:V pairs"))?;
-            let t: f64 = t
-                .trim()
-                .parse()
-                .map_err(|_| format!("--key {key}: {t} is not a time"))?;
-            instance
-                .set_key(name, t, parse_param_value(name, v)?)
-                .map_err(|e| e.to_string())?;
-        }
+    let edits = render_edits(flags, native.unwrap_or(0), frames)?;
+    apply_edits(&instance, &edits)?;
+    if dry_run {
+        print_dry_run(&instance, host.options(), context, &edits)?;
+        drop(instance);
+        return plugin.unload().map_err(|e| e.to_string());
     }
 
     instance.clip_preferences().map_err(|e| e.to_string())?;
