@@ -254,7 +254,7 @@ impl Pipeline {
     fn denoise_windows(
         &self,
         mut latents: Tensor,
-        texts: &[WindowText],
+        texts: &[TextConditioning],
         windows: &LatentWindows,
         guide: Guide,
         progress: &mut dyn FnMut(Stage),
@@ -308,54 +308,34 @@ impl Pipeline {
         Ok(latents)
     }
 
-    /// The guided noise prediction (f32) for `latents` at timestep `t`.
+    /// The guided noise prediction (f32) for `latents` at timestep `t`. `text` has a batch
+    /// of 2 (cond, uncond) when guiding, else 1.
     fn predict_noise(
         &self,
         latents: &Tensor,
         t: f64,
-        text: &WindowText,
+        text: &TextConditioning,
         scale: f64,
     ) -> candle_core::Result<Tensor> {
+        let batch = text.batch()?;
         let input = latents.to_dtype(self.dtype)?;
+        let input = if batch == 2 {
+            Tensor::cat(&[&input, &input], 0)?
+        } else {
+            input
+        };
         // Diffusers passes the scheduler's timestep as it is: UniPC's integers, FlowMatchEuler's
         // float32 values (both exact in f32).
-        let timestep = |batch: usize| Tensor::full(t as f32, batch, &self.device);
-        let guided = |c: Tensor, u: Tensor| &u + ((c - &u)? * scale)?;
-        match text {
-            WindowText::Batched(context) => {
-                let batch = context.dim(0)?;
-                let input = if batch == 2 {
-                    Tensor::cat(&[&input, &input], 0)?
-                } else {
-                    input
-                };
-                let pred = self
-                    .transformer
-                    .forward(&input, &timestep(batch)?, context)?
-                    .to_dtype(DType::F32)?;
-                if batch == 2 {
-                    guided(pred.narrow(0, 0, 1)?, pred.narrow(0, 1, 1)?)
-                } else {
-                    Ok(pred)
-                }
-            }
-            WindowText::Separate { cond, uncond } => {
-                let timestep = timestep(1)?;
-                let c = self
-                    .transformer
-                    .forward_conditioned(&input, &timestep, cond)?
-                    .to_dtype(DType::F32)?;
-                match uncond {
-                    Some(uncond) => {
-                        let u = self
-                            .transformer
-                            .forward(&input, &timestep, uncond)?
-                            .to_dtype(DType::F32)?;
-                        guided(c, u)
-                    }
-                    None => Ok(c),
-                }
-            }
+        let timestep = Tensor::full(t as f32, batch, &self.device)?;
+        let pred = self
+            .transformer
+            .forward_conditioned(&input, &timestep, text)?
+            .to_dtype(DType::F32)?;
+        if batch == 2 {
+            let (c, u) = (pred.narrow(0, 0, 1)?, pred.narrow(0, 1, 1)?);
+            &u + ((c - &u)? * scale)?
+        } else {
+            Ok(pred)
         }
     }
 
@@ -364,12 +344,50 @@ impl Pipeline {
         &self,
         cond: &Tensor,
         uncond: Option<&Tensor>,
-    ) -> candle_core::Result<WindowText> {
+    ) -> candle_core::Result<TextConditioning> {
         let context = match uncond {
             Some(u) => Tensor::cat(&[cond, u], 0)?.to_dtype(self.dtype)?,
             None => cond.to_dtype(self.dtype)?,
         };
-        Ok(WindowText::Batched(context))
+        Ok(TextConditioning::Shared(context))
+    }
+
+    /// Per-frame prompts (and the uncond) as one batch in the model's dtype, for each window.
+    /// The uncond sample is a per-frame text too, every frame the negative prompt alone (in
+    /// every prompt slot, weighted 1, 0, …): the batch then has the shapes of the shared
+    /// path, and a one-hot clip computes what that prompt alone computes, bit for bit.
+    fn per_frame_texts(
+        &self,
+        prompts: &[Tensor],
+        uncond: Option<&Tensor>,
+        weights: &PromptWeights,
+        windows: &LatentWindows,
+    ) -> candle_core::Result<Vec<TextConditioning>> {
+        let count = prompts.len();
+        let mut contexts = Tensor::stack(prompts, 1)?;
+        if let Some(u) = uncond {
+            let negative = Tensor::stack(&vec![u.clone(); count], 1)?;
+            contexts = Tensor::cat(&[&contexts, &negative], 0)?;
+        }
+        let contexts = contexts.to_dtype(self.dtype)?;
+        windows
+            .windows()
+            .iter()
+            .map(|w| {
+                let mut frame_weights = weights.tensor(w.start, w.frames, &self.device)?;
+                if uncond.is_some() {
+                    let mut first_only = vec![0f32; count * w.frames];
+                    first_only[..w.frames].fill(1.0);
+                    let first_only =
+                        Tensor::from_vec(first_only, (1, count, w.frames), &self.device)?;
+                    frame_weights = Tensor::cat(&[&frame_weights, &first_only], 0)?;
+                }
+                Ok(TextConditioning::PerFrame {
+                    contexts: contexts.clone(),
+                    weights: frame_weights,
+                })
+            })
+            .collect()
     }
 
     /// De-normalises and decodes final latents to frames in [0, 1].
@@ -537,21 +555,7 @@ impl Pipeline {
             let text = self.batched_text(&prompts[0], uncond.as_ref())?;
             vec![text; plan.windows.windows().len()]
         } else {
-            let contexts = Tensor::stack(&prompts, 1)?.to_dtype(self.dtype)?;
-            let uncond = uncond.map(|u| u.to_dtype(self.dtype)).transpose()?;
-            plan.windows
-                .windows()
-                .iter()
-                .map(|w| {
-                    Ok(WindowText::Separate {
-                        cond: TextConditioning::PerFrame {
-                            contexts: contexts.clone(),
-                            weights: plan.weights.tensor(w.start, w.frames, &self.device)?,
-                        },
-                        uncond: uncond.clone(),
-                    })
-                })
-                .collect::<candle_core::Result<Vec<_>>>()?
+            self.per_frame_texts(&prompts, uncond.as_ref(), &plan.weights, &plan.windows)?
         };
         let guide = Guide {
             scale: req.guidance_scale,
@@ -575,18 +579,6 @@ struct Guide {
     scale: f64,
     steps: usize,
     scheduler: Scheduler,
-}
-
-/// The text of one window's transformer calls, in the model's dtype.
-#[derive(Clone)]
-enum WindowText {
-    /// [1, len, text_dim] cond, or cond and uncond stacked as a batch of 2: one call.
-    Batched(Tensor),
-    /// A per-frame cond and, when guided, a shared uncond: one call each.
-    Separate {
-        cond: TextConditioning,
-        uncond: Option<Tensor>,
-    },
 }
 
 /// The size, step and guidance fields of a clip request, for the checks `latent_shape` makes.

@@ -418,6 +418,16 @@ pub enum TextConditioning {
     PerFrame { contexts: Tensor, weights: Tensor },
 }
 
+impl TextConditioning {
+    /// The number of samples it conditions.
+    pub fn batch(&self) -> Result<usize> {
+        match self {
+            TextConditioning::Shared(text) => text.dim(0),
+            TextConditioning::PerFrame { contexts, .. } => contexts.dim(0),
+        }
+    }
+}
+
 /// The text side of the blocks, embedded once per forward.
 enum Context {
     /// [b, len, dim]
