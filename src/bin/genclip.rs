@@ -306,6 +306,9 @@ fn parse_keys(flag: &str, text: &str) -> Result<Vec<(f64, String)>, String> {
         .collect()
 }
 
+/// A choice flag: its name, the parameter it sets, and its words with their option index.
+type ChoiceFlag = (&'static str, &'static str, &'static [(&'static str, usize)]);
+
 /// `--NAME VALUE` for a choice written as a word: the option's index.
 fn choice_flag(
     flags: &Flags,
@@ -348,7 +351,7 @@ fn render_edits(flags: &Flags, resolution: usize, frames: usize) -> Result<Vec<E
             set(param, v);
         }
     }
-    let choices: [(&str, &str, &[(&str, usize)]); 4] = [
+    let choices: [ChoiceFlag; 4] = [
         ("sampler", names::SAMPLER, &[("unipc", 0), ("euler", 1)]),
         (
             "frame-rate-mode",
@@ -381,7 +384,10 @@ fn render_edits(flags: &Flags, resolution: usize, frames: usize) -> Result<Vec<E
     {
         if let Some(v) = flags.get(flag) {
             if v.contains(':') {
-                edits.push(Edit::Keys(param.into(), parse_keys(&format!("--{flag}"), v)?));
+                edits.push(Edit::Keys(
+                    param.into(),
+                    parse_keys(&format!("--{flag}"), v)?,
+                ));
             } else {
                 edits.push(Edit::Set(param.into(), v.into()));
             }
@@ -452,9 +458,7 @@ fn print_dry_run(
     for edit in edits {
         if let Edit::Keys(name, keys) = edit {
             for (t, _) in keys {
-                let value = instance
-                    .param_value(name, *t)
-                    .map_err(|e| e.to_string())?;
+                let value = instance.param_value(name, *t).map_err(|e| e.to_string())?;
                 println!("{name}@{t}: {}", show_value(&value));
             }
         }

@@ -287,7 +287,12 @@ fn fill<'r>(
     abort: &dyn Fn() -> bool,
 ) -> Result<Delivery, DeliverError> {
     let (width, height, channels) = (clip.width, clip.height, clip.channels);
-    if !(3..=4).contains(&channels) || clip.data.len() != clip.frames * clip.frame_len() {
+    let samples = clip
+        .frames
+        .checked_mul(height)
+        .and_then(|n| n.checked_mul(width))
+        .and_then(|n| n.checked_mul(channels));
+    if !(3..=4).contains(&channels) || samples != Some(clip.data.len()) {
         return Err(DeliverError(format!(
             "The cached clip is damaged ({} frames of {width} x {height} x {channels} in {} samples): regenerate it.",
             clip.frames,
