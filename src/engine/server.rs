@@ -96,12 +96,16 @@ pub fn serve(
 
 /// The process's stdout, for protocol lines only: it is moved to a new descriptor and
 /// descriptor 1 then points at stderr, so a stray `println!` in any library lands in the log
-/// instead of corrupting the protocol.
+/// instead of corrupting the protocol. Also ignores SIGTTOU: the plugin starts the engine in
+/// its own process group, and a terminal set to `tostop` would otherwise stop it at its
+/// first log line.
 #[cfg(unix)]
 pub fn take_stdout() -> std::io::Result<std::fs::File> {
     use std::os::fd::FromRawFd;
-    // SAFETY: plain descriptor calls; the new descriptor is owned by the returned File only.
+    // SAFETY: plain descriptor and signal-disposition calls; the new descriptor is owned by
+    // the returned File only.
     unsafe {
+        libc::signal(libc::SIGTTOU, libc::SIG_IGN);
         let protocol = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
         if protocol < 0 {
             return Err(std::io::Error::last_os_error());
