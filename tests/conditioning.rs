@@ -190,6 +190,9 @@ fn per_frame_forward_reduces_to_the_shared_forward() {
 /// Two clips that differ only in the seed encode each distinct prompt once in all.
 #[test]
 fn the_text_encoder_runs_once_per_distinct_prompt() {
+    // The cache sits behind a lock: the pipeline can still be handed to a worker thread.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<genclip::engine::Pipeline>();
     let f = fixture("wan_tiny_a");
     let pipeline = pipeline(&f);
     let a = plain_request(&f).prompt;

@@ -65,9 +65,19 @@ pub fn scheduler(model: &Value, sampler: Sampler, shift: Option<f64>) -> Result<
     let config = scheduler_config(model, sampler, shift)?;
     Scheduler::from_config(&config).map_err(|e| {
         Error::msg(format!(
-            "the {sampler:?} sampler cannot be used with this model's scheduler settings ({e}); choose the model's default sampler"
+            "the {} sampler cannot be used with this model's scheduler settings ({e}); choose the model's default sampler",
+            name(sampler)
         ))
     })
+}
+
+/// The sampler as the user knows it.
+fn name(sampler: Sampler) -> &'static str {
+    match sampler {
+        Sampler::ModelDefault => "model's default",
+        Sampler::UniPc => "UniPC",
+        Sampler::FlowEuler => "flow-matching Euler",
+    }
 }
 
 /// The config key of a class's flow shift.
