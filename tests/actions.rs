@@ -176,9 +176,22 @@ fn the_status_line_says_what_to_do_next() {
         host.messages()
     );
 
+    // Generate starts the job in the background (the engine process); that a folder with an
+    // empty model_index.json is no model comes back from the engine, and the next action
+    // where the plugin may write parameters (here the host's SyncPrivateData) shows it.
     instance.press_button("generate").unwrap();
     assert!(
-        status(&instance).contains("no generation engine yet"),
+        status(&instance).starts_with("Generating"),
+        "{}",
+        status(&instance)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while status(&instance).starts_with("Generating") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        instance.sync_private_data().unwrap();
+    }
+    assert!(
+        status(&instance).contains("model_index.json"),
         "{}",
         status(&instance)
     );

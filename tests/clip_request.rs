@@ -8,7 +8,7 @@ use genclip::effect::clip::{
     ClipError, ClipInputs, HostFacts, ModelFacts, PlannedClip,
 };
 use genclip::effect::settings::{model_folder_problem, Settings, Transfer};
-use genclip::timeline::plan::{RateMode, Sample, WAN21_14B, WAN21_1_3B};
+use genclip::timeline::plan::{RateMode, Sample, WAN21_14B, WAN21_1_3B, WAN_OTHER};
 use std::path::{Path, PathBuf};
 
 const FIXTURE_MODEL: &str = "tests/fixtures/wan_tiny_a/model";
@@ -540,8 +540,8 @@ fn edited_copy(name: &str, file: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathB
 #[test]
 fn model_facts_come_from_the_folder() {
     let facts = ModelFacts::read(Path::new(FIXTURE_MODEL)).unwrap();
-    // The tiny fixture is 32 wide: treated as the 1.3B.
-    assert_eq!(facts.spec, &WAN21_1_3B);
+    // The tiny fixture is 32 wide: no known training sizes, it generates the project's size.
+    assert_eq!(facts.spec, &WAN_OTHER);
     assert_eq!(ModelFacts::read(Path::new(FIXTURE_MODEL)).unwrap(), facts);
 
     // A copy elsewhere, times kept: the same fingerprint.
@@ -608,6 +608,8 @@ fn the_transformer_width_picks_the_model() {
     assert_eq!(model::model_spec(&dir).unwrap(), &WAN21_14B);
     write(r#"{"num_attention_heads": 3}"#);
     assert_eq!(model::model_spec(&dir).unwrap(), &WAN21_1_3B);
+    write(r#"{"num_attention_heads": 2, "attention_head_dim": 16}"#);
+    assert_eq!(model::model_spec(&dir).unwrap(), &WAN_OTHER);
     write("{ not json");
     match model::model_spec(&dir) {
         Err(ClipError::Settings(e)) => assert!(e.contains("not valid JSON"), "{e}"),

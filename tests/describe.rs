@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use genclip::effect::params::{Kind, PARAMS};
+use genclip::effect::params::{Kind, TextMode, PARAMS};
 use genclip::host::{HostOptions, PropValue};
 
 fn strs(v: Option<&PropValue>) -> Vec<String> {
@@ -138,12 +138,25 @@ fn every_context_gets_its_clips_and_every_parameter() {
                 Kind::Bool { .. } => assert_eq!(param.param_type, "OfxParamTypeBoolean"),
                 Kind::Button => assert_eq!(param.param_type, "OfxParamTypePushButton"),
             }
-            // Visibility is an instance matter: nothing is declared secret.
-            if let Some(secret) = p.get("OfxParamPropSecret") {
-                assert_eq!(int(Some(secret)), 0, "{} declared secret", spec.name);
+            // Visibility is an instance matter: nothing the user edits is declared secret;
+            // only the hidden re-render token is, and it must reach the render hash.
+            let hidden = matches!(
+                spec.kind,
+                Kind::Text {
+                    mode: TextMode::Hidden,
+                    ..
+                }
+            );
+            let secret = p
+                .get("OfxParamPropSecret")
+                .map(|v| int(Some(v)))
+                .unwrap_or(0);
+            assert_eq!(secret, i32::from(hidden), "{} secret", spec.name);
+            if hidden {
+                assert_eq!(int(p.get("OfxParamPropEvaluateOnChange")), 1);
             }
         }
-        // Pages hold every parameter exactly once.
+        // Pages hold every parameter the user sees exactly once.
         let mut children: Vec<String> = desc
             .params
             .iter()
@@ -151,7 +164,19 @@ fn every_context_gets_its_clips_and_every_parameter() {
             .flat_map(|p| strs(p.props.get("OfxParamPropPageChild")))
             .collect();
         children.sort();
-        let mut all: Vec<String> = PARAMS.iter().map(|p| p.name.to_string()).collect();
+        let mut all: Vec<String> = PARAMS
+            .iter()
+            .filter(|p| {
+                !matches!(
+                    p.kind,
+                    Kind::Text {
+                        mode: TextMode::Hidden,
+                        ..
+                    }
+                )
+            })
+            .map(|p| p.name.to_string())
+            .collect();
         all.sort();
         assert_eq!(children, all);
     }

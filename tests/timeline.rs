@@ -343,6 +343,15 @@ fn project_sizes_fit_the_model() {
         1.0,
         p480,
     );
+    // A model without known training sizes generates the project's size (multiples of 16),
+    // up to 720p's pixel count.
+    assert_eq!(fit_project_size(48, 32, 1.0, &WAN_OTHER).unwrap(), (48, 32));
+    assert_eq!(fit_project_size(50, 30, 1.0, &WAN_OTHER).unwrap(), (48, 32));
+    assert_fits(
+        fit_project_size(3840, 2160, 1.0, &WAN_OTHER).unwrap(),
+        16.0 / 9.0,
+        p720,
+    );
     // Huge ones at the largest native tier and scaled up.
     assert_eq!(
         fit_project_size(7680, 4320, 1.0, &WAN21_14B).unwrap(),

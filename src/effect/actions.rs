@@ -106,13 +106,19 @@ pub fn dispatch(
         time_domain(&inst, &args)
     } else if is(kOfxImageEffectActionRender) {
         render_status(&effect, &inst, &args)
+    } else if is(kOfxActionSyncPrivateData)
+        || is(kOfxActionBeginInstanceChanged)
+        || is(kOfxActionEndInstanceChanged)
+    {
+        // Parameter writes are legal here: show a clip that finished in the background.
+        instance::show_ready(&inst);
+        kOfxStatOK
     } else if is(kOfxImageEffectActionIsIdentity) {
         // A generator makes new pixels at every frame: never an identity.
         kOfxStatReplyDefault
     } else {
-        // Begin/EndInstanceChanged, Begin/EndSequenceRender, PurgeCaches, SyncPrivateData:
-        // every setting lives in parameters and nothing is prepared per sequence yet, so
-        // there is nothing to do, and none of them may depend on the order they come in.
+        // Begin/EndSequenceRender, PurgeCaches: every setting lives in parameters and
+        // nothing is prepared per sequence, so there is nothing to do.
         kOfxStatOK
     }
 }

@@ -121,6 +121,15 @@ fn define_params(effect: &Effect) -> OfxResult<()> {
         let children: Vec<&str> = PARAMS
             .iter()
             .filter(|p| p.page == page)
+            .filter(|p| {
+                !matches!(
+                    p.kind,
+                    Kind::Text {
+                        mode: TextMode::Hidden,
+                        ..
+                    }
+                )
+            })
             .map(|p| p.name)
             .collect();
         soft(props.set_strings(kOfxParamPropPageChild, &children));
@@ -150,6 +159,7 @@ fn describe_param(p: &PropSet, spec: &ParamSpec, strings_animate: bool, nuke_lik
                 TextMode::MultiLine => kOfxParamStringIsMultiLine,
                 TextMode::DirectoryPath => kOfxParamStringIsDirectoryPath,
                 TextMode::Label => kOfxParamStringIsLabel,
+                TextMode::Hidden => kOfxParamStringIsSingleLine,
             };
             soft(p.set_string(kOfxParamPropStringMode, 0, s(mode_name)));
             soft(p.set_string(kOfxParamPropDefault, 0, default));
@@ -163,6 +173,13 @@ fn describe_param(p: &PropSet, spec: &ParamSpec, strings_animate: bool, nuke_lik
             if mode == TextMode::Label {
                 soft(p.set_int(kOfxParamPropEvaluateOnChange, 0, 0));
                 soft(p.set_int(kOfxParamPropPersistant, 0, 0));
+                soft(p.set_int(kOfxParamPropCanUndo, 0, 0));
+            }
+            if mode == TextMode::Hidden {
+                // A value change must reach the host's render hash (evaluate on change) and
+                // survive saving; the user never sees or undoes it.
+                soft(p.set_int(kOfxParamPropSecret, 0, 1));
+                soft(p.set_int(kOfxParamPropEvaluateOnChange, 0, 1));
                 soft(p.set_int(kOfxParamPropCanUndo, 0, 0));
             }
         }

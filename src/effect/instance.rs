@@ -7,10 +7,13 @@
 //! instead of followed.
 
 use super::actions::Args;
+use super::clip::{self, ClipError, PlannedClip};
 use super::describe::param_type;
+use super::generation::{Generation, GenerationState, Generations};
 use super::params::{self, names, Kind, PARAMS};
 use super::settings::Settings;
 use super::Context;
+use crate::cache::CacheKey;
 use crate::ofx::bindings::*;
 use crate::ofx::image_effect::Effect;
 use crate::ofx::message::{self, Severity};
@@ -27,12 +30,34 @@ use std::sync::Arc;
 pub enum ClipState {
     /// Nothing generated for the current settings.
     NotGenerated,
-    /// A generation job is running. Set by the engine client, which arrives with the
-    /// timeline issue; the slate and Status already know how to show it.
-    #[allow(dead_code)]
+    /// A generation job is running.
     Generating { fraction: f64 },
+    /// The clip for the current settings is generated.
+    Ready,
     /// Something the user must fix, with the sentence that says how.
     Error(String),
+}
+
+impl ClipState {
+    /// The state a generation shows as.
+    pub fn of(generation: &GenerationState) -> ClipState {
+        match generation {
+            GenerationState::Waiting => ClipState::Generating { fraction: 0.0 },
+            GenerationState::Running { fraction } => ClipState::Generating {
+                fraction: *fraction,
+            },
+            GenerationState::Ready(_) => ClipState::Ready,
+            GenerationState::Failed(text) => ClipState::Error(text.clone()),
+            GenerationState::Aborted => ClipState::NotGenerated,
+        }
+    }
+}
+
+/// The generation this instance asked for last (the *Generate* button, auto-generate, or an
+/// interactive render), which the next legal action shows once it is ready.
+struct Requested {
+    key: CacheKey,
+    generation: Arc<Generation>,
 }
 
 pub struct Instance {
@@ -40,6 +65,7 @@ pub struct Instance {
     /// One handle per entry of [`PARAMS`], in the same order, type-checked at creation.
     params: Vec<Param>,
     state: Mutex<ClipState>,
+    requested: Mutex<Option<Requested>>,
 }
 
 impl Instance {
@@ -49,6 +75,32 @@ impl Instance {
 
     pub fn state(&self) -> ClipState {
         self.state.lock().clone()
+    }
+
+    /// Whether the user asked for the clip under `key` (so renders may start it).
+    pub fn requested(&self, key: &CacheKey) -> bool {
+        self.requested
+            .lock()
+            .as_ref()
+            .is_some_and(|r| r.key == *key)
+    }
+
+    /// The settings changed: the clip asked for before is not this instance's any more.
+    pub fn forget_request(&self) {
+        *self.requested.lock() = None;
+    }
+
+    /// Remembers `generation` as the one this instance wants; the one it wanted before is
+    /// cancelled when nothing else waits for it (an edit made it obsolete).
+    pub fn request(&self, key: CacheKey, generation: Arc<Generation>) {
+        let mut requested = self.requested.lock();
+        if let Some(old) = requested.as_ref() {
+            if old.key == key {
+                return;
+            }
+            old.generation.cancel_if_unwatched();
+        }
+        *requested = Some(Requested { key, generation });
     }
 }
 
@@ -88,6 +140,7 @@ pub fn create(effect: &Effect) -> OfxResult<()> {
         context,
         params: handles,
         state: Mutex::new(ClipState::NotGenerated),
+        requested: Mutex::new(None),
     });
     refresh_status(effect, &instance, 0.0);
 
@@ -145,6 +198,7 @@ pub fn get(effect: &Effect) -> OfxResult<Arc<Instance>> {
 pub fn changed(effect: &Effect, inst: &Arc<Instance>, args: &Args) -> OfxResult<()> {
     let input = args.input()?;
     if input.string(kOfxPropType, 0)? != s(kOfxTypeParameter) {
+        show_ready(inst);
         return Ok(());
     }
     let name = input.string(kOfxPropName, 0)?;
@@ -152,11 +206,82 @@ pub fn changed(effect: &Effect, inst: &Arc<Instance>, args: &Args) -> OfxResult<
     match name.as_str() {
         names::RANDOMIZE_SEED => inst.param(names::SEED).set_int(random_seed()),
         names::GENERATE => {
-            let settings = Settings::read(inst, time)?;
-            let text = match settings.problem() {
-                Some(problem) => problem,
-                None => "This GenClip build has no generation engine yet: the clip shows its slate until the engine arrives.".to_string(),
-            };
+            generate_now(effect, inst, time);
+            Ok(())
+        }
+        // Our own writes come back as changes: nothing to do.
+        names::STATUS | names::SHOWN_CLIP => Ok(()),
+        _ if params::spec(&name).is_some_and(|p| !matches!(p.kind, Kind::Button)) => {
+            // An edit makes what was generated out of date (a job under way still finishes
+            // into the cache, where a later undo finds it).
+            inst.forget_request();
+            *inst.state.lock() = ClipState::NotGenerated;
+            refresh_status(effect, inst, time);
+            if inst.state() == ClipState::NotGenerated {
+                let auto = inst
+                    .param(names::AUTO_GENERATE)
+                    .bool_at(time)
+                    .unwrap_or(false);
+                settings_edited(effect, inst, auto);
+            }
+            show_ready(inst);
+            Ok(())
+        }
+        _ => {
+            show_ready(inst);
+            Ok(())
+        }
+    }
+}
+
+/// Plans the instance's clip and starts (or joins) its generation in the background; the
+/// instance remembers it as the clip it wants.
+fn start_generation(
+    effect: &Effect,
+    inst: &Instance,
+    time: f64,
+    retry_failed: bool,
+) -> Result<Arc<Generation>, String> {
+    if let Some(problem) = Settings::read(inst, time)
+        .map(|s| s.problem())
+        .unwrap_or_else(|e| Some(e.context))
+    {
+        return Err(problem);
+    }
+    let planned = plan(effect, inst)?;
+    let generation = Generations::global().start(planned.key, planned.request, retry_failed);
+    inst.request(planned.key, generation.clone());
+    Ok(generation)
+}
+
+/// The instance's whole clip, cached under the process's frame cache, or the sentence that
+/// says why there is none.
+pub fn plan(effect: &Effect, inst: &Instance) -> Result<PlannedClip, String> {
+    let cache = Generations::global().cache()?;
+    clip::host::plan_instance(effect, inst, cache.disk().root()).map_err(|e| match e {
+        ClipError::Settings(text) => text,
+        host => host.to_string(),
+    })
+}
+
+/// After an edit: the clip of the new settings may be cached already (an undo, a setting
+/// that came back); else auto-generate starts it.
+fn settings_edited(effect: &Effect, inst: &Instance, auto_generate: bool) {
+    let Ok(planned) = plan(effect, inst) else {
+        return;
+    };
+    let generations = Generations::global();
+    if generations.ready(&planned.key).is_some() || auto_generate {
+        let generation = generations.start(planned.key, planned.request, false);
+        inst.request(planned.key, generation);
+    }
+}
+
+/// The *Generate* button: start now (also after a failure), or show the clip if it is ready.
+fn generate_now(effect: &Effect, inst: &Instance, time: f64) {
+    match start_generation(effect, inst, time, true) {
+        Ok(generation) => *inst.state.lock() = ClipState::of(&generation.state()),
+        Err(text) => {
             message::post(
                 effect.suites(),
                 effect.handle().cast(),
@@ -165,18 +290,38 @@ pub fn changed(effect: &Effect, inst: &Arc<Instance>, args: &Args) -> OfxResult<
                 &text,
             );
             *inst.state.lock() = ClipState::Error(text);
-            write_status(inst);
-            Ok(())
         }
-        // Our own writes to Status come back as changes: nothing to do.
-        names::STATUS => Ok(()),
-        _ if params::spec(&name).is_some_and(|p| !matches!(p.kind, Kind::Button)) => {
-            // Any edit makes what was generated out of date.
-            *inst.state.lock() = ClipState::NotGenerated;
-            refresh_status(effect, inst, time);
-            Ok(())
+    }
+    write_status(inst);
+    show_ready(inst);
+}
+
+/// Called in every action where parameter writes are legal (instance changed, sync private
+/// data): when the clip this instance asked for has become ready (or failed), say so in
+/// Status, and change the secret *shownClip* parameter so that the host renders the frames
+/// again instead of serving the slate it cached (docs/rendering.md).
+pub fn show_ready(inst: &Instance) {
+    let (key, state) = {
+        let requested = inst.requested.lock();
+        let Some(r) = requested.as_ref() else {
+            return;
+        };
+        (r.key.to_hex(), ClipState::of(&r.generation.state()))
+    };
+    if state == ClipState::Ready {
+        let shown = inst.param(names::SHOWN_CLIP);
+        if shown.string_at(0.0).ok().as_deref() != Some(key.as_str()) {
+            let _ = shown.set_string(&key);
         }
-        _ => Ok(()),
+    }
+    let changed = {
+        let mut current = inst.state.lock();
+        let changed = *current != state;
+        *current = state;
+        changed
+    };
+    if changed {
+        write_status(inst);
     }
 }
 
@@ -215,7 +360,11 @@ fn write_status(inst: &Instance) {
 pub fn status_text(state: &ClipState) -> String {
     match state {
         ClipState::NotGenerated => "Not generated: press Generate to make the clip.".to_string(),
-        ClipState::Generating { fraction } => format!("Generating: {:.0}%", fraction * 100.0),
+        ClipState::Generating { fraction } => format!(
+            "Generating: {:.0}%. The clip appears when it is done; if the viewer still shows this slate then, press Generate.",
+            fraction * 100.0
+        ),
+        ClipState::Ready => "Ready: the clip is generated and cached.".to_string(),
         ClipState::Error(text) => text.clone(),
     }
 }

@@ -5,6 +5,7 @@ pub mod clip;
 pub mod deliver;
 pub mod describe;
 mod entry;
+pub mod generation;
 mod instance;
 pub mod params;
 mod render;

@@ -31,6 +31,7 @@ pub mod names {
     pub const GENERATE: &str = "generate";
     pub const AUTO_GENERATE: &str = "autoGenerate";
     pub const STATUS: &str = "status";
+    pub const SHOWN_CLIP: &str = "shownClip";
 
     pub const PROMPTS: [&str; 4] = [PROMPT_A, PROMPT_B, PROMPT_C, PROMPT_D];
     pub const WEIGHTS: [&str; 4] = [WEIGHT_A, WEIGHT_B, WEIGHT_C, WEIGHT_D];
@@ -46,6 +47,9 @@ pub enum TextMode {
     DirectoryPath,
     /// Read-only text the plugin writes (the host shows it as a label).
     Label,
+    /// Never shown (secret): a value the plugin changes so that the host re-renders (see
+    /// `docs/rendering.md`); persistent, so a reopened project keeps its frames.
+    Hidden,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -301,6 +305,13 @@ pub static PARAMS: &[ParamSpec] = &[
         hint: "What GenClip is doing with this clip: not generated, generating, ready, or what went wrong and how to fix it.",
         page: Page::Output,
         kind: Kind::Text { mode: TextMode::Label, default: "Not generated" },
+    },
+    ParamSpec {
+        name: SHOWN_CLIP,
+        label: "Shown clip",
+        hint: "Internal: which generated clip the frames show. Changing it makes the host render again.",
+        page: Page::Output,
+        kind: Kind::Text { mode: TextMode::Hidden, default: "" },
     },
 ];
 

@@ -93,19 +93,34 @@ pub const WAN21_14B: ModelSpec = ModelSpec {
     size_multiple: 16,
 };
 
-/// The transformer width (attention heads × head dimension) of the Wan2.1 T2V 14B; the
-/// 1.3B's is 1536.
-pub const WAN21_14B_DIM: u64 = 5120;
+/// A Wan-architecture transformer of another width (a fine-tune family we do not know, the
+/// tiny test models): no known training sizes, so the project's own size is generated
+/// (rounded to the size multiple, at most the 14B's 720p pixel count).
+pub const WAN_OTHER: ModelSpec = ModelSpec {
+    name: "Wan2.1-architecture model",
+    fps: Rate { num: 16, den: 1 },
+    native_sizes: &[],
+    size_multiple: 16,
+};
 
-/// The spec of a Wan2.1 transformer of width `dim`: the 14B at 5120, the 1.3B otherwise
-/// (1536, and the tiny test models, whose sizes follow the 1.3B's rules).
+/// The transformer width (attention heads × head dimension) of the Wan2.1 T2V 14B.
+pub const WAN21_14B_DIM: u64 = 5120;
+/// The Wan2.1 T2V 1.3B's width.
+pub const WAN21_1_3B_DIM: u64 = 1536;
+
+/// The spec of a Wan2.1 transformer of width `dim`: the 14B at 5120, the 1.3B at 1536 and
+/// when the width is unknown (0; its size rules are the conservative ones), [`WAN_OTHER`]
+/// for any other width.
 pub fn wan21_spec_for_dim(dim: u64) -> &'static ModelSpec {
-    if dim == WAN21_14B_DIM {
-        &WAN21_14B
-    } else {
-        &WAN21_1_3B
+    match dim {
+        WAN21_14B_DIM => &WAN21_14B,
+        0 | WAN21_1_3B_DIM => &WAN21_1_3B,
+        _ => &WAN_OTHER,
     }
 }
+
+/// The largest pixel count generated for a model without native sizes (1280 × 720).
+const OTHER_MODEL_MAX_AREA: f64 = 1280.0 * 720.0;
 
 /// A sentence for the user: what is wrong and what to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -430,11 +445,14 @@ pub fn fit_project_size(
         .collect();
     tiers.sort_by(f64::total_cmp);
     tiers.dedup();
-    let budget = tiers
-        .iter()
-        .copied()
-        .find(|&t| t >= TIER_SLACK * area)
-        .unwrap_or(*tiers.last().expect("a model has a native size"));
+    let budget = match tiers.last() {
+        Some(&largest) => tiers
+            .iter()
+            .copied()
+            .find(|&t| t >= TIER_SLACK * area)
+            .unwrap_or(largest),
+        None => area.min(OTHER_MODEL_MAX_AREA),
+    };
     // A native size of this tier and aspect.
     if let Some(&size) = model
         .native_sizes

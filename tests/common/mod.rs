@@ -66,8 +66,20 @@ pub fn quiet_options() -> HostOptions {
     }
 }
 
+/// The frame cache every plugin of this test process uses: a scratch folder, never the
+/// user's own cache. Set before the plugin first looks for it (it reads it once).
+pub fn cache_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = scratch("frame-cache");
+        std::env::set_var(genclip::cache::CACHE_DIR_ENV, &dir);
+        dir
+    })
+}
+
 /// A host with `options`, and the GenClip plugin loaded and described.
 pub fn load(options: HostOptions) -> (Arc<Host>, Plugin) {
+    cache_dir();
     let host = Host::new(options);
     let plugin = host
         .load_plugin(&open_bundle(), PLUGIN_IDENTIFIER)
