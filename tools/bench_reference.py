@@ -7,7 +7,7 @@ For a config (tiny, mid, wan-1.3b) this script
   2. measures each component in a process of its own, first with our engine
      (`genclip-engine bench`, JSON on stdout), then with PyTorch (this script, --worker);
   3. prints ours / PyTorch ratios of time and memory, and how far the outputs differ, and
-     writes everything to target/bench-results/<config>.json.
+     writes everything to target/bench-results/<config>-<threads>t.json.
 
 Both sides load the same files, run in f32 on the same number of threads, and report the
 median of --runs timed calls after --warmup calls. docs/benchmarks.md explains the method
@@ -587,8 +587,9 @@ def main() -> None:
         results.append(dict(component=c, genclip=ours, pytorch=torch_, max_rel_diff=diff))
     print_table(args.config, args, info, rows)
     report = dict(config=args.config, threads=args.threads, runs=args.runs, warmup=args.warmup, machine=info, results=results)
-    (RESULTS / f"{args.config}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"results: {(RESULTS / f'{args.config}.json').relative_to(ROOT)}")
+    path = RESULTS / f"{args.config}-{args.threads}t.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"results: {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
