@@ -5,6 +5,7 @@
 //! genclip bundle   [--out DIR]                    assemble GenClip.ofx.bundle from this build
 //! genclip describe [BUNDLE]                       print contexts and parameters read via the ABI
 //! genclip render   --out DIR [--bundle BUNDLE] [options]   render frames to PNG/EXR
+//! genclip provenance FRAME|DIR|RECORD|KEY [--frame N]      how a frame was made
 //! ```
 
 use genclip::bundle;
@@ -16,6 +17,7 @@ use genclip::host::{
     BitDepth, Bundle, Components, Host, HostOptions, ParamValue, PropValue, RenderRequest,
     RenderedImage,
 };
+use genclip::provenance;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +34,11 @@ usage:
   genclip describe [BUNDLE]
       Load the bundle through the OpenFX ABI and print its contexts and parameters.
   genclip render   --out DIR [--bundle BUNDLE] [options]
-      Render a clip frame by frame through the OpenFX ABI and write DIR/frame.NNNN.EXT.
+      Render a clip frame by frame through the OpenFX ABI and write DIR/frame.NNNN.EXT
+      (and DIR/provenance.json, the generated clip's record).
+  genclip provenance FRAME|DIR|RECORD|KEY [--frame N] [--json]
+      Print how a rendered frame was made: model and weight hashes, prompts and their
+      weights at that frame, seed, steps, guidance, sampler, sizes, versions, time.
 
 render options:
   --prompt TEXT             Prompt A                  --prompt-b/-c/-d TEXT  more prompt slots
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
             ("bundle", cmd_bundle),
             ("describe", cmd_describe),
             ("render", cmd_render),
+            ("provenance", cmd_provenance),
         ],
     )
 }
@@ -616,11 +623,63 @@ fn cmd_render(flags: &Flags) -> Result<(), String> {
         out.display(),
         started.elapsed().as_secs_f64()
     );
+    // SyncPrivateData is where the plugin may write parameters: it names the clip it showed
+    // (the secret shownClip parameter) and brings Status up to date.
+    instance.sync_private_data().map_err(|e| e.to_string())?;
     if let Ok(ParamValue::Str(status)) = instance.param_value(names::STATUS, range.0) {
         eprintln!("genclip: status: {status}");
     }
+    if let Ok(ParamValue::Str(key)) = instance.param_value(names::SHOWN_CLIP, range.0) {
+        copy_provenance(&key, &out)?;
+    }
     drop(instance);
     plugin.unload().map_err(|e| e.to_string())
+}
+
+/// Puts the clip's provenance record (written by the engine beside its cache entry) beside
+/// the frames, where `genclip provenance FRAME` finds it.
+fn copy_provenance(key: &str, out: &Path) -> Result<(), String> {
+    let Some(key) = genclip::cache::CacheKey::from_hex(key) else {
+        return Ok(()); // No clip was generated (the frames are slates).
+    };
+    let (record, _) = provenance::locate(&key.to_hex())?;
+    let target = out.join(provenance::RECORD_NAME);
+    std::fs::copy(&record, &target).map_err(|e| {
+        format!(
+            "cannot copy the provenance record {} to {}: {e}",
+            record.display(),
+            target.display()
+        )
+    })?;
+    eprintln!("genclip: provenance: {} (clip {key})", target.display());
+    Ok(())
+}
+
+fn cmd_provenance(flags: &Flags) -> Result<(), String> {
+    flags.check_known(&["frame", "json"])?;
+    let target = flags
+        .positional
+        .first()
+        .ok_or("provenance needs a frame file, an output folder, a record or a clip key")?;
+    let (path, frame_in_name) = provenance::locate(target)?;
+    let record = provenance::read(&path)?;
+    if flags.get("json").is_some() {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&record).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let frame = match flags.get("frame") {
+        Some(f) => Some(
+            f.parse::<i64>()
+                .map_err(|_| format!("--frame {f}: give a whole frame number"))?,
+        ),
+        None => frame_in_name,
+    };
+    println!("record:    {}", path.display());
+    print!("{}", provenance::describe(&record, frame));
+    Ok(())
 }
 
 /// A command-line value as the parameter's type wants it.

@@ -11,7 +11,7 @@
 //! A final render waits for its generation (with progress, abortable); an interactive one only
 //! looks at its state and draws the slate. See `docs/rendering.md`.
 
-use crate::cache::{CacheConfig, CacheKey, Clip, FrameCache};
+use crate::cache::{CacheConfig, CacheError, CacheKey, Clip, FrameCache};
 use crate::client::protocol::ClipRequest;
 use crate::client::{Engine, JobState};
 use once_cell::sync::Lazy;
@@ -105,9 +105,21 @@ pub struct Generations {
 }
 
 static GENERATIONS: Lazy<Generations> = Lazy::new(|| {
-    Generations::new(FrameCache::new(CacheConfig::default()).map_err(|e| {
+    let no_cache = |e: &dyn std::fmt::Display| {
         format!("GenClip has no frame cache: {e}. Set GENCLIP_CACHE_DIR to a folder GenClip may write to.")
-    }))
+    };
+    // Absolute, because the engine process writes there from its own working directory.
+    let root = crate::cache::disk::default_root()
+        .ok_or_else(|| no_cache(&CacheError::NoRoot))
+        .and_then(|r| std::path::absolute(r).map_err(|e| no_cache(&e)));
+    let cache = root.and_then(|root| {
+        FrameCache::new(CacheConfig {
+            root: Some(root),
+            ..CacheConfig::default()
+        })
+        .map_err(|e| no_cache(&e))
+    });
+    Generations::new(cache)
 });
 
 impl Generations {

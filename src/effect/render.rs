@@ -258,6 +258,7 @@ fn what_to_show(
         }));
     }
     let generation = generations.start(planned.key, planned.request.clone(), true);
+    inst.request(planned.key, generation.clone());
     match wait_with_progress(effect, &generation) {
         GenerationState::Ready(clip) => Ok(Some(Shown::Clip(clip, Box::new(planned)))),
         GenerationState::Aborted => Ok(None),

@@ -23,7 +23,14 @@ pub fn plan_instance(
     if let Some(problem) = model_folder_problem(&settings.model_folder) {
         return Err(ClipError::Settings(problem));
     }
-    let model = ModelFacts::read(Path::new(settings.model_folder.trim()))?;
+    // The engine process may run in another working directory: it gets absolute paths.
+    let folder = std::path::absolute(settings.model_folder.trim()).map_err(|e| {
+        ClipError::Settings(format!(
+            "Model folder {} cannot be resolved ({e}): give its full path.",
+            settings.model_folder.trim()
+        ))
+    })?;
+    let model = ModelFacts::read(&folder)?;
     let inputs = ClipInputs {
         host,
         settings,
