@@ -113,8 +113,8 @@ pub fn model_folder_problem(folder: &str) -> Option<String> {
     if !path.is_dir() {
         return Some(format!("Model folder {folder} does not exist or is not a folder: point Model folder at a Diffusers Wan2.1 directory."));
     }
-    if !path.join("model_index.json").is_file() {
-        return Some(format!("Model folder {folder} holds no model_index.json: point Model folder at a Diffusers Wan2.1 directory (the one with model_index.json, transformer/, vae/, text_encoder/)."));
+    if crate::models::hub_cache::resolve(path).is_none() {
+        return Some(format!("Model folder {folder} holds no model_index.json: point Model folder at a Diffusers Wan2.1 directory (the one with model_index.json, transformer/, vae/, text_encoder/), or at its Hugging Face cache entry (models--Wan-AI--…)."));
     }
     None
 }

@@ -30,7 +30,8 @@ pub struct ModelFolder {
 
 impl ModelFolder {
     pub fn open(root: impl AsRef<Path>) -> Result<ModelFolder> {
-        let root = root.as_ref().to_path_buf();
+        // A Hugging Face hub cache entry stands for its snapshot.
+        let root = super::hub_cache::resolve(root.as_ref()).unwrap_or(root.as_ref().to_path_buf());
         if !root.is_dir() {
             return Err(Error::msg(format!(
                 "{} is not a folder: {POINT_AT_MODEL}",

@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod diffusers;
+pub mod hub_cache;
 pub mod prompt;
 pub mod schedulers;
 pub mod torch_rng;

@@ -24,7 +24,9 @@ pub fn plan_instance(
         return Err(ClipError::Settings(problem));
     }
     // The engine process may run in another working directory: it gets absolute paths.
-    let folder = std::path::absolute(settings.model_folder.trim()).map_err(|e| {
+    let named = Path::new(settings.model_folder.trim());
+    let diffusers = crate::models::hub_cache::resolve(named).unwrap_or(named.to_path_buf());
+    let folder = std::path::absolute(&diffusers).map_err(|e| {
         ClipError::Settings(format!(
             "Model folder {} cannot be resolved ({e}): give its full path.",
             settings.model_folder.trim()
