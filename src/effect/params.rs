@@ -189,8 +189,9 @@ pub static PARAMS: &[ParamSpec] = &[
         name: PROMPT_SCHEDULE,
         label: "Prompt schedule",
         hint: "Optional prompts by frame, one entry per line or separated by ';', e.g. \
-               '0: a harbour at dawn; 48: the same harbour at night'. When set, it replaces the \
-               prompt slots and the clip blends between neighbouring entries.",
+               '0: a harbour at dawn; 48: the same harbour at night' (switches at frame 48), or \
+               '24-48: the same harbour at night' (blends in over frames 24 to 48). When set, it \
+               replaces the prompt slots.",
         page: Page::Prompts,
         kind: Kind::Text { mode: TextMode::MultiLine, default: "" },
     },
