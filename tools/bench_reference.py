@@ -345,11 +345,32 @@ def child_env(threads: int) -> dict:
     return env
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time all processes of the machine have used (user, nice, system, irq, softirq,
+    steal), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def run_json(cmd: list, threads: int) -> dict:
+    """Runs one measuring process and returns its JSON, plus `other_cores`: the CPU time the
+    rest of the machine used meanwhile, in cores (0 on a quiet machine; the load average
+    would count the measurement itself)."""
+    import resource
+
+    started, busy = time.perf_counter(), busy_cpu_seconds()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, env=child_env(threads), capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, busy = time.perf_counter() - started, busy_cpu_seconds() - busy
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    ours = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["other_cores"] = max(0.0, busy - ours) / wall
+    return result
 
 
 def measure(side: str, component: str, args, p: dict, output: pathlib.Path) -> dict:
@@ -368,11 +389,7 @@ def measure(side: str, component: str, args, p: dict, output: pathlib.Path) -> d
             sys.executable, __file__, "--worker", component, "--config", args.config,
             "--model", p["model"], "--inputs", p["inputs"], "--threads", str(args.threads),
         ]
-    load = os.getloadavg()[0]
-    result = run_json([str(c) for c in cmd + common], args.threads)
-    result["loadavg_1min_before"] = load
-    result["loadavg_1min_after"] = os.getloadavg()[0]
-    return result
+    return run_json([str(c) for c in cmd + common], args.threads)
 
 
 def relative_difference(a: pathlib.Path, b: pathlib.Path) -> float:
@@ -433,28 +450,29 @@ def print_table(config: str, args, info: dict, rows: list) -> None:
     )
     head = (
         f"{'component':<13}{'ours s':>10}{'torch s':>10}{'ratio':>7} |{'ours fwd':>10}{'torch fwd':>10}"
-        f"{'ratio':>7} |{'ours peak':>10}{'torch peak':>11}{'ratio':>7} |{'max rel diff':>13}{'load':>6}"
+        f"{'ratio':>7} |{'ours peak':>10}{'torch peak':>11}{'ratio':>7} |{'max rel diff':>13}{'others':>7}"
     )
     print(head + "\n" + "-" * len(head))
     for c, ours, torch_, diff in rows:
         o = ours or {}
         o_time, o_fwd = o.get("median_s"), growth(o) if ours else None
         o_peak = above_base(ours) if ours else None
-        load = max(torch_["loadavg_1min_after"], o.get("loadavg_1min_after", 0))
+        others = max(torch_["other_cores"], o.get("other_cores", 0))
         print(
             f"{c:<13}{(f'{o_time:.4f}' if o_time else '-'):>10}{torch_['median_s']:>10.4f}"
             f"{ratio(o_time, torch_['median_s']):>7} |"
             f"{mib(o_fwd):>10}{mib(growth(torch_)):>10}{ratio(o_fwd, growth(torch_)):>7} |"
             f"{mib(o_peak):>10}{mib(above_base(torch_)):>11}{ratio(o_peak, above_base(torch_)):>7} |"
-            f"{(f'{diff:.1e}' if diff is not None else '-'):>13}{load:>6.2f}"
+            f"{(f'{diff:.1e}' if diff is not None else '-'):>13}{others:>7.2f}"
         )
     print(
         "\ntimes: median seconds per call. Memory in MiB of resident set (VmRSS/VmHWM), each "
         "component in a process of its own:\n  fwd = high-water mark over the warm-up and timed "
         "calls minus resident after loading (activations, workspace);\n  peak = high-water mark "
         "of the whole process (loading included) minus resident before loading (runtime, libraries).\n"
-        "max rel diff = max|ours - torch| / max|torch| of the outputs; load = 1-minute load "
-        "average after the pair ran."
+        "max rel diff = max|ours - torch| / max|torch| of the outputs; others = cores the rest of "
+        "the machine kept busy meanwhile\n  (the larger of the two runs; anything above 0 skews "
+        "the times)."
     )
 
 
