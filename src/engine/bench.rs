@@ -354,23 +354,23 @@ mod tests {
     }
 
     #[test]
-    fn memory_sees_an_allocation() {
-        let Some(before) = memory() else {
+    fn memory_counts_a_touched_allocation() {
+        if memory().is_none() {
             eprintln!("skipped: no /proc/self/status here");
             return;
-        };
-        // 64 MiB, touched page by page so that it is resident. (The peak reset is checked
-        // in tests/attention_memory.rs, in a process of its own.)
+        }
+        // 64 MiB, touched page by page so that it is resident. Other tests of this process
+        // allocate and free meanwhile, so only what this block alone implies is checked; the
+        // growth and the peak reset are checked in tests/attention_memory.rs, in a process
+        // of its own.
         let mut block = vec![0u8; 64 << 20];
         for i in (0..block.len()).step_by(4096) {
             block[i] = 1;
         }
         std::hint::black_box(&block);
-        let during = memory().unwrap();
-        assert!(
-            during.peak >= before.resident + (48 << 20),
-            "{before:?} {during:?}"
-        );
+        let m = memory().unwrap();
+        assert!(m.resident >= 64 << 20, "{m:?}");
+        assert!(m.peak >= m.resident, "{m:?}");
     }
 
     #[test]
