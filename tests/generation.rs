@@ -840,7 +840,6 @@ fn a_long_clip_renders_every_frame_through_context_windows() {
 /// same action: Status says Ready and `shownClip` names it, and stays so while nothing else
 /// happens (no render, no SyncPrivateData).
 #[test]
-#[ignore = "bug: after an edit back to a cached clip, Status says 'Generating: 0%' until the next legal action (src/effect/generation.rs Generations::start spawns a thread even for a cached clip)"]
 fn an_edit_back_to_a_cached_clip_says_ready_in_the_same_action() {
     let _g = serial();
     let (_host, plugin, inst) = generator(options((48, 32), 16.0, 9));

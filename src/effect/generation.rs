@@ -187,6 +187,11 @@ impl Generations {
                 return generation;
             }
         };
+        // A clip already in the cache (an undo back to it) is ready in this very action.
+        if let Ok(Some(clip)) = cache.get(&key) {
+            generation.set(GenerationState::Ready(clip));
+            return generation;
+        }
         let g = generation.clone();
         let spawned = std::thread::Builder::new()
             .name("genclip-generation".into())
