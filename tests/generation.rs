@@ -833,6 +833,16 @@ fn a_long_clip_renders_every_frame_through_context_windows() {
             .map(|w| (w.start, w.frames))
             .collect::<Vec<_>>()
     );
+    // The criterion, in video space: no step across a window join is larger than the
+    // largest step inside a window. (The tiny random model cannot show a seam even without
+    // shared windows, see tests/long_clip.rs, which checks the joins in latent space against
+    // a clip denoised in one piece.)
+    for (join, seam) in seams.iter().enumerate() {
+        assert!(
+            *seam <= interior,
+            "join {join}: a step of {seam} across the overlap, larger than any inside a window ({interior})"
+        );
+    }
     unload(inst, plugin);
 }
 
