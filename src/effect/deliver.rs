@@ -15,8 +15,8 @@
 //!   reach.
 //! - 8- and 16-bit outputs round to the nearest code and clamp to [0, 1].
 //!
-//! The core works on rows of bytes ([`Destination`] for plain memory, [`deliver_to_image`]
-//! for a host's image), with the sample positions and weights of every column precomputed.
+//! The core works on rows of bytes ([`PixelRows`]: [`Destination`] for plain memory, or a
+//! host's image), with the sample positions and weights of every column precomputed.
 
 use crate::cache::Clip;
 use crate::effect::settings::Transfer;
@@ -125,6 +125,32 @@ fn span(a: i32, b: i32) -> usize {
     (i64::from(b) - i64::from(a)).max(0) as usize
 }
 
+/// Where rows of pixels go: a host's image or plain memory.
+pub trait PixelRows {
+    /// Bounds (pixel coordinates, y up), sample depth and components.
+    fn layout(&self) -> (OfxRectI, Depth, Components);
+    /// Each row inside the bounds as `(y, its pixels)`.
+    fn rows(&mut self) -> impl Iterator<Item = (i32, &mut [u8])> + '_;
+}
+
+impl PixelRows for Destination<'_> {
+    fn layout(&self) -> (OfxRectI, Depth, Components) {
+        (self.bounds, self.depth, self.components)
+    }
+    fn rows(&mut self) -> impl Iterator<Item = (i32, &mut [u8])> + '_ {
+        self.rows_mut()
+    }
+}
+
+impl PixelRows for Image {
+    fn layout(&self) -> (OfxRectI, Depth, Components) {
+        (self.bounds, self.depth, self.components)
+    }
+    fn rows(&mut self) -> impl Iterator<Item = (i32, &mut [u8])> + '_ {
+        self.rows_mut()
+    }
+}
+
 /// Delivers the frame at `sample` of `clip` into `dest`'s part of `window` (pixel
 /// coordinates at the render's scale, like `cover`).
 pub fn deliver(
@@ -133,13 +159,14 @@ pub fn deliver(
     cover: &Cover,
     window: OfxRectI,
     transfer: Transfer,
-    dest: &mut Destination,
+    dest: &mut impl PixelRows,
     abort: &dyn Fn() -> bool,
 ) -> Result<Delivery, DeliverError> {
+    let (bounds, depth, components) = dest.layout();
     let target = Target {
-        bounds: dest.bounds,
-        depth: dest.depth,
-        components: dest.components,
+        bounds,
+        depth,
+        components,
     };
     fill(
         clip,
@@ -148,34 +175,7 @@ pub fn deliver(
         window,
         transfer,
         target,
-        dest.rows_mut(),
-        abort,
-    )
-}
-
-/// [`deliver`] into a host's image.
-pub fn deliver_to_image(
-    clip: &Clip,
-    sample: Sample,
-    cover: &Cover,
-    window: OfxRectI,
-    transfer: Transfer,
-    image: &mut Image,
-    abort: &dyn Fn() -> bool,
-) -> Result<Delivery, DeliverError> {
-    let target = Target {
-        bounds: image.bounds,
-        depth: image.depth,
-        components: image.components,
-    };
-    fill(
-        clip,
-        sample,
-        cover,
-        window,
-        transfer,
-        target,
-        image.rows_mut(),
+        dest.rows(),
         abort,
     )
 }

@@ -192,7 +192,7 @@ pub fn render(effect: &Effect, inst: &Arc<Instance>, args: &Args) -> OfxResult<O
                 y2: rect.y2,
             };
             let cover = deliver::cover_for(planned.plan.size, rod, call.scale, par);
-            let delivered = deliver::deliver_to_image(
+            let delivered = deliver::deliver(
                 &clip,
                 planned.plan.sample(call.time),
                 &cover,
