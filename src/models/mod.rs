@@ -1,6 +1,7 @@
 //! Model building blocks of the generation engine.
 
 pub mod attention;
+mod cpu;
 pub mod diffusers;
 pub mod hub_cache;
 pub mod prompt;

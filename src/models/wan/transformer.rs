@@ -167,12 +167,12 @@ impl Attention {
         })
     }
 
-    /// [batch, len, dim] -> [batch, heads, len, head_dim]
+    /// [batch, len, dim] -> [batch, heads, len, head_dim], a transposed view (`attention`
+    /// reads it in place).
     fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
         let (b, len, dim) = x.dims3()?;
         x.reshape((b, len, self.heads, dim / self.heads))?
-            .transpose(1, 2)?
-            .contiguous()
+            .transpose(1, 2)
     }
 
     /// Self-attention (`context` None, with rotary embeddings) or cross-attention.
@@ -189,10 +189,12 @@ impl Attention {
         if let Some((cos, sin)) = rope {
             let dtype = q.dtype();
             // Rotate pairs (2i, 2i+1) in f32, as the reference does for f32 models.
-            q = candle_nn::rotary_emb::rope_i(&q.to_dtype(DType::F32)?, cos, sin)?
-                .to_dtype(dtype)?;
-            k = candle_nn::rotary_emb::rope_i(&k.to_dtype(DType::F32)?, cos, sin)?
-                .to_dtype(dtype)?;
+            let rotate = |t: &Tensor| -> Result<Tensor> {
+                let t = t.to_dtype(DType::F32)?.contiguous()?;
+                candle_nn::rotary_emb::rope_i(&t, cos, sin)?.to_dtype(dtype)
+            };
+            q = rotate(&q)?;
+            k = rotate(&k)?;
         }
         let head_dim = q.dim(D::Minus1)?;
         let out = attention(&q, &k, &v, 1.0 / (head_dim as f64).sqrt())?;

@@ -1,0 +1,48 @@
+//! f32 kernels for the CPU where candle's generic CPU ops are slow on our shapes: a fused
+//! attention, the tanh GELU, and 3-D convolutions as one matrix product. Each is a candle
+//! custom op over contiguous or simply strided f32 storage, parallel over the rayon pool that
+//! candle's own ops use (`RAYON_NUM_THREADS`). Work is split in pieces whose size never
+//! depends on the thread count, so results are the same with any number of threads.
+//!
+//! Callers check [`is_cpu_f32`] and keep candle's ops for other devices and dtypes.
+
+mod attention;
+mod math;
+
+pub use attention::attention;
+
+use candle_core::{CpuStorage, Result, Tensor};
+
+/// Whether every tensor is f32 on the CPU, where these kernels run.
+pub fn is_cpu_f32(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == candle_core::DType::F32)
+}
+
+/// The f32 data of a storage, whole (index it through the layout).
+fn f32_data<'a>(storage: &'a CpuStorage, what: &str) -> Result<&'a [f32]> {
+    match storage {
+        CpuStorage::F32(data) => Ok(data),
+        _ => candle_core::bail!("{what}: f32 storage expected"),
+    }
+}
+
+/// A pointer that parallel tasks may share, each writing a part no other task touches.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+
+// SAFETY: the kernels hand the pointer to tasks that write disjoint elements, and read the
+// buffer only after the parallel loop has joined.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The element `offset` places further on.
+    ///
+    /// # Safety
+    /// `offset` must stay inside the buffer the pointer came from.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        self.0.add(offset)
+    }
+}
