@@ -12,21 +12,7 @@ use genclip::models::torch_rng::{NormalForm, TorchGenerator};
 
 mod reference;
 
-use reference::{assert_close, fixture, relative_error, Fixture};
-
-fn request(f: &Fixture) -> Request {
-    let i = &f.inputs;
-    Request {
-        prompt: i["prompt"].as_str().unwrap().to_string(),
-        negative_prompt: i["negative_prompt"].as_str().unwrap().to_string(),
-        seed: i["seed"].as_u64().unwrap(),
-        steps: i["num_inference_steps"].as_u64().unwrap() as usize,
-        guidance_scale: i["guidance_scale"].as_f64().unwrap(),
-        width: i["width"].as_u64().unwrap() as usize,
-        height: i["height"].as_u64().unwrap() as usize,
-        frames: i["num_frames"].as_u64().unwrap() as usize,
-    }
-}
+use reference::{assert_close, fixture, plain_request as request, relative_error, Fixture};
 
 /// The fixtures' initial noise: torch's CPU randn as its AVX2 kernel draws it (the kernel
 /// torch ran when the fixtures were made), whatever CPU runs the test.

@@ -3,28 +3,14 @@
 
 #![allow(dead_code)]
 
+pub use crate::reference::plain_request;
 use crate::reference::Fixture;
 use candle_core::{DType, Device};
 use genclip::client::protocol::{CacheTarget, ClipRequest, Sampler};
-use genclip::engine::{Pipeline, Request, Video};
+use genclip::engine::{Pipeline, Video};
 
 pub fn pipeline(f: &Fixture) -> Pipeline {
     Pipeline::load(f.root.join("model"), &Device::Cpu, DType::F32).unwrap()
-}
-
-/// The fixture's own run as a plain request.
-pub fn plain_request(f: &Fixture) -> Request {
-    let i = &f.inputs;
-    Request {
-        prompt: i["prompt"].as_str().unwrap().to_string(),
-        negative_prompt: i["negative_prompt"].as_str().unwrap().to_string(),
-        seed: i["seed"].as_u64().unwrap(),
-        steps: i["num_inference_steps"].as_u64().unwrap() as usize,
-        guidance_scale: i["guidance_scale"].as_f64().unwrap(),
-        width: i["width"].as_u64().unwrap() as usize,
-        height: i["height"].as_u64().unwrap() as usize,
-        frames: i["num_frames"].as_u64().unwrap() as usize,
-    }
 }
 
 /// A second prompt, unlike the fixture's.

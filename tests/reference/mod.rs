@@ -21,6 +21,22 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// The fixture's own run (prompt, negative prompt, seed, steps, guidance, size, frames) as a
+/// plain engine request.
+pub fn plain_request(f: &Fixture) -> genclip::engine::Request {
+    let i = &f.inputs;
+    genclip::engine::Request {
+        prompt: i["prompt"].as_str().unwrap().to_string(),
+        negative_prompt: i["negative_prompt"].as_str().unwrap().to_string(),
+        seed: i["seed"].as_u64().unwrap(),
+        steps: i["num_inference_steps"].as_u64().unwrap() as usize,
+        guidance_scale: i["guidance_scale"].as_f64().unwrap(),
+        width: i["width"].as_u64().unwrap() as usize,
+        height: i["height"].as_u64().unwrap() as usize,
+        frames: i["num_frames"].as_u64().unwrap() as usize,
+    }
+}
+
 /// One tiny pipeline: its Diffusers folder, the reference tensors, and the run's inputs.
 pub struct Fixture {
     pub root: PathBuf,
