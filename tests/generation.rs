@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::journal::{self, Event};
 use common::*;
 
 const PROMPT: &str = "a lighthouse in fog at dawn";
@@ -34,21 +35,8 @@ const PROMPT_B: &str = "a red tram crossing a bridge at night";
 const NEGATIVE: &str = "blurry";
 const GUIDANCE: f64 = 5.0;
 
-fn model_folder() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_tiny_a/model")
-}
-
 // ---------------------------------------------------------------------------------------
 // The journal
-
-/// One line of the engine's job journal.
-#[derive(Clone, Debug, PartialEq)]
-struct Event {
-    pid: u32,
-    job: u64,
-    key: String,
-    event: String,
-}
 
 /// The journal file of this test process, named in the environment before any engine
 /// starts (every test reaches the plugin through [`generator`], which calls this first).
@@ -62,23 +50,7 @@ fn journal_file() -> &'static Path {
 }
 
 fn journal() -> Vec<Event> {
-    let text = std::fs::read_to_string(journal_file()).unwrap_or_default();
-    text.lines()
-        .map(|line| {
-            let field = |name: &str| {
-                line.split(' ')
-                    .find_map(|f| f.strip_prefix(name))
-                    .unwrap_or_else(|| panic!("journal line without {name}: {line:?}"))
-                    .to_string()
-            };
-            Event {
-                pid: field("pid=").parse().unwrap(),
-                job: field("job=").parse().unwrap(),
-                key: field("key="),
-                event: field("event="),
-            }
-        })
-        .collect()
+    journal::read(journal_file())
 }
 
 /// How many times the journal says `event` for `key`.
@@ -91,18 +63,7 @@ fn count(key: &str, event: &str) -> usize {
 
 /// The first journal event from line `since` on that satisfies `pred`; panics after `limit`.
 fn wait_for_event(since: usize, limit: Duration, pred: impl Fn(&Event) -> bool) -> Event {
-    let started = Instant::now();
-    loop {
-        if let Some(e) = journal().into_iter().skip(since).find(|e| pred(e)) {
-            return e;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "no such journal event after {limit:?}; the journal:\n{:#?}",
-            journal()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    journal::wait_for(journal_file(), since, limit, pred)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -134,7 +95,7 @@ fn configure(inst: &Instance, seed: i32, steps: i32) {
     };
     set(
         "modelFolder",
-        ParamValue::Str(model_folder().display().to_string()),
+        ParamValue::Str(fixture_model().display().to_string()),
     );
     set("promptA", ParamValue::Str(PROMPT.into()));
     set("negativePrompt", ParamValue::Str(NEGATIVE.into()));
@@ -240,7 +201,7 @@ fn unload(inst: Instance, plugin: Plugin) {
 
 fn pipeline() -> &'static Pipeline {
     static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
-    PIPELINE.get_or_init(|| Pipeline::load(model_folder(), &Device::Cpu, DType::F32).unwrap())
+    PIPELINE.get_or_init(|| Pipeline::load(fixture_model(), &Device::Cpu, DType::F32).unwrap())
 }
 
 /// `Pipeline::generate` of the single-prompt request the test's settings make.
@@ -300,7 +261,7 @@ fn clip_request(
     frames: usize,
 ) -> ClipRequest {
     ClipRequest {
-        model_folder: model_folder(),
+        model_folder: fixture_model(),
         prompts: vec![PROMPT.into()],
         weights: vec![vec![1.0]; (frames - 1) / 4 + 1],
         negative_prompt: NEGATIVE.into(),

@@ -15,63 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::journal::{self, Event};
 use common::*;
 
 const PROMPT: &str = "a lighthouse in fog at dawn";
 const NEGATIVE: &str = "blurry";
-
-fn model_folder() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_tiny_a/model")
-}
-
-/// One line of an engine job journal.
-#[derive(Clone, Debug, PartialEq)]
-struct Event {
-    pid: u32,
-    key: String,
-    event: String,
-}
-
-fn read_journal(file: &Path) -> Vec<Event> {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    text.lines()
-        .map(|line| {
-            let field = |name: &str| {
-                line.split(' ')
-                    .find_map(|f| f.strip_prefix(name))
-                    .unwrap_or_else(|| panic!("journal line without {name}: {line:?}"))
-                    .to_string()
-            };
-            Event {
-                pid: field("pid=").parse().unwrap(),
-                key: field("key="),
-                event: field("event="),
-            }
-        })
-        .collect()
-}
-
-/// The first event of `file` from line `since` on that satisfies `pred`; panics after `limit`.
-fn wait_for_event(
-    file: &Path,
-    since: usize,
-    limit: Duration,
-    pred: impl Fn(&Event) -> bool,
-) -> Event {
-    let started = Instant::now();
-    loop {
-        if let Some(e) = read_journal(file).into_iter().skip(since).find(|e| pred(e)) {
-            return e;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "no such event in {} after {limit:?}:\n{:#?}",
-            file.display(),
-            read_journal(file)
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 /// Whether `pid` has ended (gone, or a zombie waiting for a reaper that is not us).
 fn process_ended(pid: u32) -> bool {
@@ -147,7 +95,7 @@ fn a_killed_engine_fails_the_render_with_a_sentence_and_the_next_render_works() 
     for (name, value) in [
         (
             "modelFolder",
-            ParamValue::Str(model_folder().display().to_string()),
+            ParamValue::Str(fixture_model().display().to_string()),
         ),
         ("promptA", ParamValue::Str(PROMPT.into())),
         ("negativePrompt", ParamValue::Str(NEGATIVE.into())),
@@ -159,11 +107,11 @@ fn a_killed_engine_fails_the_render_with_a_sentence_and_the_next_render_works() 
     ] {
         inst.set_param(name, value).unwrap();
     }
-    let since = read_journal(journal).len();
+    let since = journal::read(journal).len();
 
     let (result, killed_at, start) = std::thread::scope(|s| {
         let killer = s.spawn(|| {
-            let start = wait_for_event(journal, since, Duration::from_secs(30), |e| {
+            let start = journal::wait_for(journal, since, Duration::from_secs(30), |e| {
                 e.event == "start"
             });
             std::thread::sleep(Duration::from_millis(300));
@@ -197,7 +145,7 @@ fn a_killed_engine_fails_the_render_with_a_sentence_and_the_next_render_works() 
         "{posted:?}"
     );
     assert!(
-        read_journal(journal)
+        journal::read(journal)
             .iter()
             .all(|e| e.key != start.key || e.event == "start"),
         "a killed engine journals nothing after start"
@@ -216,7 +164,7 @@ fn a_killed_engine_fails_the_render_with_a_sentence_and_the_next_render_works() 
             .unwrap_or_else(|e| panic!("the render after the kill: {e}")),
     );
     let seconds = started.elapsed().as_secs_f64();
-    let events: Vec<Event> = read_journal(journal)
+    let events: Vec<Event> = journal::read(journal)
         .into_iter()
         .filter(|e| e.key == start.key)
         .collect();
@@ -262,7 +210,7 @@ fn genclip_render(seed: u32, steps: u32, size: (u32, u32), frames: u32, out: &Pa
         .arg("--bundle")
         .arg(bundle_path())
         .arg("--model")
-        .arg(model_folder())
+        .arg(fixture_model())
         .args(["--prompt", PROMPT, "--negative-prompt", NEGATIVE])
         .args(["--seed", &seed.to_string(), "--steps", &steps.to_string()])
         .args(["--guidance", "5"])
@@ -342,7 +290,7 @@ fn genclip_processes_share_one_generation_and_survive_a_kill() {
         "two genclip render processes of one 64 x 64 x 17 clip: {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    let events = read_journal(&journal);
+    let events = journal::read(&journal);
     let starts: Vec<&Event> = events.iter().filter(|e| e.event == "start").collect();
     assert_eq!(starts.len(), 1, "{events:?}");
     let (frames_a, frames_b) = (frame_files(&out.join("a")), frame_files(&out.join("b")));
@@ -354,16 +302,16 @@ fn genclip_processes_share_one_generation_and_survive_a_kill() {
 
     // A new, longer clip (64 × 64 × 33 in 200 steps, about 3 s); its process killed 300 ms
     // after its engine started the job.
-    let since = read_journal(&journal).len();
+    let since = journal::read(&journal).len();
     let mut victim = genclip_render(902, 200, (64, 64), 33, &out.join("killed"));
-    let start = wait_for_event(&journal, since, Duration::from_secs(60), |e| {
+    let start = journal::wait_for(&journal, since, Duration::from_secs(60), |e| {
         e.event == "start"
     });
     std::thread::sleep(Duration::from_millis(300));
     victim.kill().unwrap(); // SIGKILL
     victim.wait().unwrap();
     let engine_exit = wait_until_ended(start.pid, Duration::from_secs(15));
-    let after_kill: Vec<Event> = read_journal(&journal)
+    let after_kill: Vec<Event> = journal::read(&journal)
         .into_iter()
         .filter(|e| e.key == start.key)
         .collect();
@@ -421,7 +369,7 @@ fn genclip_processes_share_one_generation_and_survive_a_kill() {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(frame_files(&out.join("rerun")).len(), 33);
-    let events: Vec<Event> = read_journal(&journal)
+    let events: Vec<Event> = journal::read(&journal)
         .into_iter()
         .filter(|e| e.key == start.key)
         .collect();

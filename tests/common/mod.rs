@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod journal;
+
 use genclip::effect::PLUGIN_IDENTIFIER;
 use genclip::host::{Bundle, Host, HostOptions, Instance, Plugin};
 use parking_lot::{Mutex, MutexGuard};
@@ -64,6 +66,11 @@ pub fn quiet_options() -> HostOptions {
         echo_messages: false,
         ..HostOptions::default()
     }
+}
+
+/// The tiny random-weight Wan2.1 model the tests generate with (absolute, as hosts pass it).
+pub fn fixture_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_tiny_a/model")
 }
 
 /// The frame cache every plugin of this test process uses: a scratch folder, never the
