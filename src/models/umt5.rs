@@ -15,6 +15,7 @@
 //! encoder.final_layer_norm.weight
 //! ```
 
+use crate::models::cpu;
 use crate::models::diffusers::ModelFolder;
 use candle_core::{DType, Device, Error, Module, Result, Tensor, D};
 use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder};
@@ -223,9 +224,9 @@ impl GatedFeedForward {
 
 impl Module for GatedFeedForward {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // candle's gelu is the tanh approximation ("gelu_new").
-        let gate = self.wi_0.forward(x)?.gelu()?;
-        self.wo.forward(&(gate * self.wi_1.forward(x)?)?)
+        // gelu_new: the tanh approximation.
+        let hidden = cpu::gelu_tanh_mul(&self.wi_0.forward(x)?, &self.wi_1.forward(x)?)?;
+        self.wo.forward(&hidden)
     }
 }
 

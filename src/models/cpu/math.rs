@@ -66,6 +66,30 @@ pub(super) fn exp(x: f32) -> f32 {
     }
 }
 
+/// GELU with the tanh approximation, 0.5·x·(1 + tanh(u)) with u = √(2/π)·(x + 0.044715·x³),
+/// written as x / (1 + e^(-2u)): the same function, without the cancellation of 1 + tanh(u)
+/// for negative x.
+#[inline(always)]
+pub(super) fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+    x / (1.0 + exp(-2.0 * u))
+}
+
+#[inline(always)]
+fn gelu_tanh_body(xs: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(xs) {
+        *o = gelu_tanh(*x);
+    }
+}
+
+#[inline(always)]
+fn gelu_tanh_mul_body(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
+        *o = gelu_tanh(*g) * *u;
+    }
+}
+
 /// The largest element; −∞ for an empty slice.
 #[inline(always)]
 fn max(xs: &[f32]) -> f32 {
@@ -129,6 +153,16 @@ fn scale_rows_body(rows: &mut [f32], width: usize, stride: usize, factors: &[f32
 }
 
 vectorised! {
+    /// `out[i] = gelu_tanh(xs[i])`.
+    fn gelu_tanh_slice(xs: &[f32], out: &mut [f32]) = gelu_tanh_body
+}
+
+vectorised! {
+    /// `out[i] = gelu_tanh(gate[i]) · up[i]` (the gated GELU of T5 feed-forwards).
+    fn gelu_tanh_mul_slice(gate: &[f32], up: &[f32], out: &mut [f32]) = gelu_tanh_mul_body
+}
+
+vectorised! {
     /// For each row of `width` scores: e^(s − row max) in place, the row's sum in `sums`.
     /// The softmax is these numerators divided by the sum.
     fn softmax_numerators(scores: &mut [f32], width: usize, sums: &mut [f32]) = softmax_numerators_body
@@ -160,6 +194,32 @@ mod tests {
         }
         assert!(exp(f32::NAN).is_nan());
         assert!(exp(f32::NEG_INFINITY) < 1.3e-38);
+    }
+
+    #[test]
+    fn gelu_matches_the_tanh_formula_in_f64() {
+        for x in (-400..=400).map(|i| i as f32 * 0.0375) {
+            let x64 = x as f64;
+            let u = (2.0 / std::f64::consts::PI).sqrt() * (x64 + 0.044715 * x64.powi(3));
+            let want = 0.5 * x64 * (1.0 + u.tanh());
+            let got = gelu_tanh(x) as f64;
+            // Where GELU is tiny next to x, the f32 rounding of u (a relative 1e-7, times
+            // |2u| in e^(-2u)) dominates: there the error counts against |x|.
+            let bound = if want.abs() >= 0.01 * x64.abs() {
+                1e-6 * want.abs()
+            } else {
+                1e-8 * x64.abs()
+            };
+            assert!(
+                (got - want).abs() <= bound,
+                "gelu({x}) = {got}, want {want}"
+            );
+        }
+        let mut out = [0f32; 4];
+        gelu_tanh_slice(&[-1e4, 0.0, 1e4, f32::NAN], &mut out);
+        assert!(out[0] <= 0.0 && out[0] > -1e-30);
+        assert_eq!(out[1..3], [0.0, 1e4]);
+        assert!(out[3].is_nan());
     }
 
     #[test]

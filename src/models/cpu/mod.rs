@@ -6,12 +6,14 @@
 //!
 //! Callers check [`is_cpu_f32`] and keep candle's ops for other devices and dtypes.
 
+mod activation;
 mod attention;
 mod math;
 
+pub use activation::{gelu_tanh, gelu_tanh_mul};
 pub use attention::attention;
 
-use candle_core::{CpuStorage, Result, Tensor};
+use candle_core::{CpuStorage, Layout, Result, Tensor};
 
 /// Whether every tensor is f32 on the CPU, where these kernels run.
 pub fn is_cpu_f32(tensors: &[&Tensor]) -> bool {
@@ -25,6 +27,15 @@ fn f32_data<'a>(storage: &'a CpuStorage, what: &str) -> Result<&'a [f32]> {
     match storage {
         CpuStorage::F32(data) => Ok(data),
         _ => candle_core::bail!("{what}: f32 storage expected"),
+    }
+}
+
+/// The f32 elements of a contiguous tensor's storage.
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = f32_data(storage, what)?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{what}: contiguous input expected"),
     }
 }
 

@@ -14,6 +14,7 @@
 
 use super::config::TransformerConfig;
 use crate::models::attention::attention;
+use crate::models::cpu;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
 
@@ -260,8 +261,9 @@ impl FeedForward {
 
 impl Module for FeedForward {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // GELU, tanh approximation.
-        self.proj_out.forward(&self.proj_in.forward(x)?.gelu()?)
+        // GELU, tanh approximation (Diffusers' "gelu-approximate").
+        self.proj_out
+            .forward(&cpu::gelu_tanh(&self.proj_in.forward(x)?)?)
     }
 }
 
