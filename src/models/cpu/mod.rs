@@ -8,10 +8,12 @@
 
 mod activation;
 mod attention;
+mod conv;
 mod math;
 
 pub use activation::{gelu_tanh, gelu_tanh_mul};
 pub use attention::attention;
+pub use conv::conv3d;
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};
 

@@ -6,12 +6,14 @@
 //! every temporal convolution keeps the last two frames of its input from the previous call
 //! ([`FrameCache`]), so memory does not grow with the clip's length. The first latent frame
 //! yields one video frame, each later one four (two temporal upsamplings, skipped on the
-//! first frame). candle has no 3-D convolution; [`CausalConv3d`] sums 2-D convolutions over
-//! its temporal taps. Checkpoint keys are the Diffusers names under `decoder.` and
+//! first frame). candle has no 3-D convolution: on the CPU [`CausalConv3d`] is one matrix
+//! product over all its taps (`models::cpu::conv3d`), elsewhere a sum of 2-D convolutions
+//! over its temporal taps. Checkpoint keys are the Diffusers names under `decoder.` and
 //! `post_quant_conv`.
 
 use super::config::VaeConfig;
 use crate::models::attention::attention;
+use crate::models::cpu;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 
@@ -71,8 +73,8 @@ fn frames_to_keep(x: &Tensor, previous: &Slot) -> Result<Tensor> {
 /// A 3-D convolution, causal in time (all temporal padding in front), symmetric in space.
 #[derive(Debug, Clone)]
 pub(super) struct CausalConv3d {
-    /// One [out, in, kh, kw] kernel per temporal tap.
-    taps: Vec<Tensor>,
+    /// [out, in, kt, kh, kw]
+    weight: Tensor,
     bias: Tensor,
     spatial_padding: usize,
     /// Frames in front (history, else zeros): taps - 1, or 0 for the strided time convolution.
@@ -89,12 +91,8 @@ impl CausalConv3d {
         vb: VarBuilder,
     ) -> Result<Self> {
         let (kt, kh, kw) = kernel;
-        let weight = vb.get((c_out, c_in, kt, kh, kw), "weight")?;
-        let taps = (0..kt)
-            .map(|i| weight.narrow(2, i, 1)?.squeeze(2)?.contiguous())
-            .collect::<Result<_>>()?;
         Ok(CausalConv3d {
-            taps,
+            weight: vb.get((c_out, c_in, kt, kh, kw), "weight")?,
             bias: vb.get(c_out, "bias")?,
             spatial_padding,
             front: kt - 1,
@@ -131,15 +129,20 @@ impl CausalConv3d {
             x
         };
         let (b, c, t_padded, h, w) = x.dims5()?;
-        let (kt, stride) = (self.taps.len(), self.temporal_stride);
+        let (kt, stride) = (self.weight.dim(2)?, self.temporal_stride);
         if t_padded < kt {
             return Err(candle_core::Error::msg(format!(
                 "temporal convolution of {kt} taps got only {t_padded} frames"
             )));
         }
+        if cpu::is_cpu_f32(&[&x, &self.weight, &self.bias]) {
+            return cpu::conv3d(&x, &self.weight, &self.bias, self.spatial_padding, stride);
+        }
+        // Elsewhere: one 2-D convolution per temporal tap, summed.
         let t_out = (t_padded - kt) / stride + 1;
         let mut out: Option<Tensor> = None;
-        for (i, tap) in self.taps.iter().enumerate() {
+        for i in 0..kt {
+            let tap = self.weight.narrow(2, i, 1)?.squeeze(2)?.contiguous()?;
             // Frames i, i + stride, .. (t_out of them), folded into the batch for a 2-D
             // convolution.
             let frames = if stride == 1 {
@@ -151,7 +154,7 @@ impl CausalConv3d {
             let frames = frames
                 .permute((0, 2, 1, 3, 4))?
                 .reshape((b * t_out, c, h, w))?;
-            let y = frames.conv2d(tap, self.spatial_padding, 1, 1, 1)?;
+            let y = frames.conv2d(&tap, self.spatial_padding, 1, 1, 1)?;
             out = Some(match out {
                 Some(acc) => (acc + y)?,
                 None => y,
@@ -346,6 +349,19 @@ impl Upsampler {
             }
         }
         let (b, c, t, h, w) = x.dims5()?;
+        if cpu::is_cpu_f32(&[&x, self.conv.weight()]) {
+            // Frames stay in place: upsample every (channel, frame) plane, then convolve with
+            // the 2-D kernel as a 3-D one of one temporal tap.
+            let up = x
+                .reshape((b, c * t, h, w))?
+                .upsample_nearest2d(2 * h, 2 * w)?
+                .reshape((b, c, t, 2 * h, 2 * w))?;
+            let weight = self.conv.weight().unsqueeze(2)?;
+            let Some(bias) = self.conv.bias() else {
+                candle_core::bail!("the upsampler's convolution has a bias");
+            };
+            return cpu::conv3d(&up, &weight, bias, 1, 1);
+        }
         let frames = x.permute((0, 2, 1, 3, 4))?.reshape((b * t, c, h, w))?;
         let up = frames.upsample_nearest2d(2 * h, 2 * w)?;
         let y = self.conv.forward(&up)?;
