@@ -68,7 +68,7 @@ impl<'a> Operand<'a> {
             + (0..4)
                 .map(|i| (dims[i].max(1) - 1) * stride[i])
                 .sum::<usize>();
-        if dims.iter().any(|&d| d == 0) || last >= data.len() {
+        if dims.contains(&0) || last >= data.len() {
             candle_core::bail!("attention: {what} is empty or out of its storage");
         }
         Ok(Operand {
