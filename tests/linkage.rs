@@ -79,6 +79,56 @@ fn the_engine_in_the_bundle_needs_no_cuda_library() {
     assert_only(&engine, &allowed);
 }
 
+/// The libraries the GPU engine may need (docs/gpu.md): the driver's, and the CUDA 13 runtime
+/// libraries from NVIDIA's wheels (or a toolkit, or PyTorch's wheels on the user's machine).
+const CUDA_LIBRARIES: [&str; 6] = [
+    "libcuda.so.1",
+    "libcudart.so.13",
+    "libcublas.so.13",
+    "libcublasLt.so.13",
+    "libcurand.so.10",
+    "libnvrtc.so.13",
+];
+
+/// `genclip-engine-cuda`, when `tools/build_cuda_engine.sh` has built it (beside this
+/// build's engine): it needs the C/C++ runtimes and the CUDA libraries above, nothing else,
+/// and looks for them beside itself first (RUNPATH `$ORIGIN:$ORIGIN/cuda`).
+#[test]
+fn the_cuda_engine_if_built_needs_only_the_documented_cuda_libraries() {
+    let engine = Path::new(env!("CARGO_BIN_EXE_genclip-engine"));
+    let cuda = engine.with_file_name(genclip::client::CUDA_ENGINE_FILE);
+    if !cuda.is_file() {
+        eprintln!(
+            "skipped: no {} (tools/build_cuda_engine.sh builds it)",
+            cuda.display()
+        );
+        return;
+    }
+    let mut allowed = C_RUNTIME.to_vec();
+    allowed.push("libstdc++.so");
+    allowed.extend(CUDA_LIBRARIES);
+    assert_only(&cuda, &allowed);
+    let needed = needed(&cuda);
+    assert!(
+        needed.iter().any(|l| l == "libcuda.so.1"),
+        "{} needs no libcuda.so.1: is it the CPU build? {needed:?}",
+        cuda.display()
+    );
+    let dynamic = Command::new("readelf")
+        .arg("-d")
+        .arg(&cuda)
+        .output()
+        .unwrap();
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(
+        dynamic
+            .lines()
+            .any(|l| l.contains("(RUNPATH)") && l.contains("[$ORIGIN:$ORIGIN/cuda]")),
+        "{} has no RUNPATH $ORIGIN:$ORIGIN/cuda:\n{dynamic}",
+        cuda.display()
+    );
+}
+
 /// Symbol names (mangled, as the symbol table holds them) of `binary`.
 fn symbols(binary: &Path) -> Vec<String> {
     let out = Command::new("nm")
