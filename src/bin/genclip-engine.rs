@@ -26,9 +26,11 @@ usage:
   genclip-engine generate --model DIR --prompt TEXT --out DIR [options]
   genclip-engine bench --model DIR --component NAME [--inputs FILE] [--runs N]
       times one component as JSON (run by tools/bench_reference.py; docs/benchmarks.md)
-  genclip-engine serve [--idle-timeout SECS]
+  genclip-engine serve [--idle-timeout SECS] [--device auto|cpu|cuda[:N]]
       the engine process GenClip.ofx starts: protocol lines on stdin/stdout, exits after
-      SECS without a job (default 300, or GENCLIP_ENGINE_IDLE_SECS); docs/engine-process.md
+      SECS without a job (default 300, or GENCLIP_ENGINE_IDLE_SECS); docs/engine-process.md.
+      --device: auto (default) is GPU 0 in the CUDA build when it works, else the CPU;
+      cuda:N refuses to start when GPU N cannot be used (docs/gpu.md)
 
 options:
   --negative-prompt TEXT   what to avoid (default: none)
@@ -76,7 +78,8 @@ fn keep_freed_memory() {}
 
 fn serve(flags: &Flags) -> Result<(), String> {
     use genclip::engine::server::{self, ServeOptions, IDLE_ENV};
-    flags.check_known(&["idle-timeout"])?;
+    flags.check_known(&["idle-timeout", "device"])?;
+    let device = genclip::client::DeviceChoice::parse(flags.get("device").unwrap_or("auto"))?;
     let from_env = std::env::var(IDLE_ENV).ok().filter(|v| !v.is_empty());
     let idle_timeout = match flags.get("idle-timeout").or(from_env.as_deref()) {
         Some(text) => match text.parse::<f64>() {
@@ -93,6 +96,7 @@ fn serve(flags: &Flags) -> Result<(), String> {
         server::take_stdout().map_err(|e| format!("cannot set up the protocol output: {e}"))?;
     let options = ServeOptions {
         idle_timeout,
+        device,
         ..ServeOptions::default()
     };
     let input = std::io::BufReader::new(std::io::stdin());

@@ -8,7 +8,9 @@
 
 use super::job::{Job, JobSlot, JobState};
 use super::process::{End, Events, Process};
-use super::program::engine_program;
+use super::program::{
+    cuda_engine_program, engine_program, ComputeClass, DeviceChoice, CUDA_ENGINE_FILE,
+};
 use super::protocol::{encode, ClipRequest, FromEngine, ToEngine};
 use once_cell::sync::OnceCell;
 use parking_lot::Mutex;
@@ -20,6 +22,9 @@ use std::time::Duration;
 
 /// How long a starting engine has to answer `hello` (it loads no model before that).
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The GPU engine creates its CUDA context and runs a self-test before `ready`; the first
+/// start on a machine may also compile kernels for its GPU (cached by the driver after).
+pub const CUDA_START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How to start the engine process.
 #[derive(Debug, Clone)]
@@ -40,6 +45,17 @@ impl EngineConfig {
             env: Vec::new(),
             start_timeout: DEFAULT_START_TIMEOUT,
         }
+    }
+
+    /// `program serve --device cuda:N`: a GPU engine on GPU `gpu`, which refuses to start
+    /// (rather than computing on the CPU) when that GPU cannot be used.
+    pub fn serve_gpu(program: impl Into<PathBuf>, gpu: u32) -> EngineConfig {
+        let mut config = EngineConfig::serve(program);
+        config
+            .args
+            .extend(["--device".to_string(), DeviceChoice::Gpu(gpu).arg()]);
+        config.start_timeout = CUDA_START_TIMEOUT;
+        config
     }
 }
 
@@ -73,10 +89,10 @@ struct Inner {
 
 impl Engine {
     /// The process-wide engine: `genclip-engine serve` from [`engine_program`]. If there is no
-    /// program, every job fails with the sentence saying so.
+    /// program, every job fails with the sentence saying so. (The CPU engine of
+    /// [`Engines::global`].)
     pub fn global() -> &'static Engine {
-        static GLOBAL: OnceCell<Engine> = OnceCell::new();
-        GLOBAL.get_or_init(|| Engine::with(engine_program().map(EngineConfig::serve)))
+        global_cpu()
     }
 
     pub fn new(config: EngineConfig) -> Engine {
@@ -143,6 +159,23 @@ impl Engine {
     /// The live engine's pid.
     pub fn pid(&self) -> Option<u32> {
         self.shared.current().map(|p| p.pid)
+    }
+
+    /// Starts the engine if it is not running; returns the device its `ready` named
+    /// ("cpu", "cuda:0"), or the sentence saying why it could not start.
+    pub fn ensure_started(&self) -> Result<String, String> {
+        let process = self.shared.live_process()?;
+        Ok(process.device.get().cloned().unwrap_or_default())
+    }
+
+    /// Asks the running engine to end (its jobs end as if it had died); the next submit
+    /// starts a fresh one.
+    fn stop_process(&self) {
+        let inner = self.shared.inner.lock();
+        if let Some(process) = &inner.process {
+            let _ = process.send(&encode(&ToEngine::Shutdown));
+            process.close_input();
+        }
     }
 
     /// `generate` messages sent so far.
@@ -374,4 +407,160 @@ impl Events for Shared {
             self.dispatch(&slot);
         }
     }
+}
+
+fn global_cpu() -> &'static Arc<Engine> {
+    static GLOBAL: OnceCell<Arc<Engine>> = OnceCell::new();
+    GLOBAL.get_or_init(|| Arc::new(Engine::with(engine_program().map(EngineConfig::serve))))
+}
+
+/// Where requests go by their *Device* choice: the CPU engine (`genclip-engine`), and the GPU
+/// engine (`genclip-engine-cuda`, one process per GPU used) where it is installed. A GPU engine
+/// that cannot start (it is not executable, it exits before `ready`, it refuses the GPU, it
+/// names another device) sends its request to the CPU engine instead, with a notice on the
+/// job ([`Job::notice`]), and the choice keeps going to the CPU for the rest of the process.
+pub struct Engines {
+    cpu: Arc<Engine>,
+    /// The GPU engine program, if there is one.
+    cuda_program: Option<PathBuf>,
+    /// Added to each GPU engine's environment.
+    cuda_env: Vec<(String, String)>,
+    /// One engine per GPU ordinal, made on first use.
+    gpus: Mutex<HashMap<u32, Arc<Engine>>>,
+    /// Why the GPU engine of an ordinal could not start, once it failed.
+    failed: Mutex<HashMap<u32, String>>,
+}
+
+/// Where one request goes.
+enum Route {
+    Cpu { notice: Option<String> },
+    Gpu(Arc<Engine>),
+}
+
+impl Engines {
+    /// The process-wide engines: the CPU engine of [`Engine::global`] and
+    /// [`cuda_engine_program`].
+    pub fn global() -> &'static Engines {
+        static GLOBAL: OnceCell<Engines> = OnceCell::new();
+        GLOBAL.get_or_init(|| Engines::with(global_cpu().clone(), cuda_engine_program()))
+    }
+
+    /// A CPU engine of `cpu`, and the GPU engine `cuda_program` when given (started as
+    /// [`EngineConfig::serve_gpu`], with `cpu.env` in its environment too).
+    pub fn new(cpu: EngineConfig, cuda_program: Option<PathBuf>) -> Engines {
+        let env = cpu.env.clone();
+        let mut engines = Engines::with(Arc::new(Engine::new(cpu)), cuda_program);
+        engines.cuda_env = env;
+        engines
+    }
+
+    fn with(cpu: Arc<Engine>, cuda_program: Option<PathBuf>) -> Engines {
+        Engines {
+            cpu,
+            cuda_program,
+            cuda_env: Vec::new(),
+            gpus: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The CPU engine.
+    pub fn cpu(&self) -> &Engine {
+        &self.cpu
+    }
+
+    /// The GPU engine program requests may go to.
+    pub fn cuda_program(&self) -> Option<&PathBuf> {
+        self.cuda_program.as_ref()
+    }
+
+    /// Which kind of engine a request with this choice is expected to run on, without
+    /// starting anything: the GPU when the GPU engine is installed and has not failed in this
+    /// process. A GPU engine that then fails to start sends the request to the CPU: the
+    /// job's [`Job::key`] is the key it was really written under.
+    pub fn compute_class(&self, choice: DeviceChoice) -> ComputeClass {
+        let gpu = choice.wants_gpu()
+            && self.cuda_program.is_some()
+            && !self.failed.lock().contains_key(&choice.gpu());
+        if gpu {
+            ComputeClass::Cuda
+        } else {
+            ComputeClass::Cpu
+        }
+    }
+
+    /// Sends `request` (its `output.key` the key `plan_clip` made) to the engine `choice`
+    /// names. On a GPU engine the key becomes [`ComputeClass::Cuda`]'s; [`Job::key`] says
+    /// where the clip will be. Never panics, never blocks on generation (it may wait for a
+    /// GPU engine's start, seconds, once per process).
+    pub fn submit(&self, choice: DeviceChoice, mut request: ClipRequest) -> Job {
+        match self.route(choice) {
+            Route::Cpu { notice } => self.cpu.submit(request).with_notice(notice),
+            Route::Gpu(engine) => {
+                if let Some(key) = ComputeClass::Cuda.key_hex_for(&request.output.key) {
+                    request.output.key = key;
+                }
+                engine.submit(request)
+            }
+        }
+    }
+
+    /// Why the GPU engine of `choice` could not start, if it failed in this process.
+    pub fn gpu_failure(&self, choice: DeviceChoice) -> Option<String> {
+        self.failed.lock().get(&choice.gpu()).cloned()
+    }
+
+    fn route(&self, choice: DeviceChoice) -> Route {
+        if !choice.wants_gpu() {
+            return Route::Cpu { notice: None };
+        }
+        let gpu = choice.gpu();
+        let Some(program) = &self.cuda_program else {
+            // Auto without a GPU engine is the ordinary CPU install: nothing to say.
+            let notice = (choice != DeviceChoice::Auto).then(|| {
+                format!(
+                    "GenClip's GPU engine ({CUDA_ENGINE_FILE}) is not installed beside \
+                     GenClip.ofx; generating on the CPU."
+                )
+            });
+            return Route::Cpu { notice };
+        };
+        if let Some(why) = self.failed.lock().get(&gpu) {
+            return Route::Cpu {
+                notice: Some(fallback_notice(why)),
+            };
+        }
+        let engine = {
+            let mut gpus = self.gpus.lock();
+            gpus.entry(gpu)
+                .or_insert_with(|| {
+                    let mut config = EngineConfig::serve_gpu(program, gpu);
+                    config.env = self.cuda_env.clone();
+                    Arc::new(Engine::new(config))
+                })
+                .clone()
+        };
+        let why = match engine.ensure_started() {
+            Ok(device) if device.starts_with("cuda") => return Route::Gpu(engine),
+            Ok(device) => {
+                engine.stop_process();
+                format!("it runs on {device:?}, not on GPU {gpu}")
+            }
+            Err(why) => why,
+        };
+        eprintln!("GenClip: the GPU engine could not start: {why}");
+        let notice = fallback_notice(&why);
+        self.failed.lock().entry(gpu).or_insert(why);
+        Route::Cpu {
+            notice: Some(notice),
+        }
+    }
+}
+
+/// "The GPU engine could not start (…); generating on the CPU."
+fn fallback_notice(why: &str) -> String {
+    format!(
+        "The GPU engine could not start ({}); generating on the CPU.",
+        why.trim().trim_end_matches('.')
+    )
 }

@@ -119,11 +119,28 @@ impl JobSlot {
 pub struct Job {
     slot: Arc<JobSlot>,
     engine: Arc<Shared>,
+    /// Said beside the job's progress and result (a GPU engine that could not start).
+    notice: Option<Arc<str>>,
 }
 
 impl Job {
     pub(crate) fn new(slot: Arc<JobSlot>, engine: Arc<Shared>) -> Job {
-        Job { slot, engine }
+        Job {
+            slot,
+            engine,
+            notice: None,
+        }
+    }
+
+    pub(crate) fn with_notice(mut self, notice: Option<String>) -> Job {
+        self.notice = notice.map(Arc::from);
+        self
+    }
+
+    /// A sentence to show beside the job's state, whatever its end: e.g. "The GPU engine
+    /// could not start (…); generating on the CPU." `None` when there is nothing to say.
+    pub fn notice(&self) -> Option<String> {
+        self.notice.as_deref().map(str::to_string)
     }
 
     pub fn state(&self) -> JobState {
@@ -177,6 +194,7 @@ impl std::fmt::Debug for Job {
             .field("id", &self.slot.id)
             .field("key", &self.slot.key)
             .field("state", &self.state())
+            .field("notice", &self.notice)
             .finish()
     }
 }

@@ -24,7 +24,10 @@ mod process;
 mod program;
 pub mod protocol;
 
-pub use engine::{Engine, EngineConfig, DEFAULT_START_TIMEOUT};
+pub use engine::{Engine, EngineConfig, Engines, CUDA_START_TIMEOUT, DEFAULT_START_TIMEOUT};
 pub use job::{overall_fraction, Job, JobState, TICK};
-pub use program::{engine_program, plugin_binary, ENGINE_ENV, ENGINE_FILE};
+pub use program::{
+    cuda_engine_program, engine_program, plugin_binary, ComputeClass, DeviceChoice,
+    CUDA_ENGINE_ENV, CUDA_ENGINE_FILE, ENGINE_ENV, ENGINE_FILE,
+};
 pub use protocol::Stage;

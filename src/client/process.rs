@@ -45,6 +45,8 @@ pub(crate) struct End {
 pub(crate) struct Process {
     pub generation: u64,
     pub pid: u32,
+    /// What its `ready` said it computes on: "cpu", "cuda:0", …
+    pub device: std::sync::OnceLock<String>,
     /// Our end of its stdin; `None` once closed.
     input: Mutex<Option<UnixStream>>,
     child: Mutex<Child>,
@@ -91,6 +93,7 @@ impl Process {
         let process = Arc::new(Process {
             generation,
             pid: child.id(),
+            device: std::sync::OnceLock::new(),
             input: Mutex::new(Some(ours)),
             child: Mutex::new(child),
             exited: AtomicBool::new(false),
@@ -115,7 +118,10 @@ impl Process {
             version: PROTOCOL_VERSION,
         }));
         match greeting.recv_timeout(config.start_timeout) {
-            Ok(Ok(())) => Ok(process),
+            Ok(Ok(device)) => {
+                let _ = process.device.set(device);
+                Ok(process)
+            }
             Ok(Err(message)) => Err(message),
             Err(_) => {
                 process.kill("it did not answer in time");
@@ -270,7 +276,7 @@ fn read_engine(
     stdout: ChildStdout,
     process: &Process,
     events: Arc<dyn Events>,
-    greeted: mpsc::Sender<Result<(), String>>,
+    greeted: mpsc::Sender<Result<String, String>>,
     program: String,
 ) {
     let mut reader = BufReader::new(stdout);
@@ -284,7 +290,9 @@ fn read_engine(
             ))
         }
         Some(line) => match decode::<FromEngine>(&line) {
-            Ok(FromEngine::Ready { version, .. }) if version == PROTOCOL_VERSION => Ok(()),
+            Ok(FromEngine::Ready {
+                version, device, ..
+            }) if version == PROTOCOL_VERSION => Ok(device),
             Ok(FromEngine::Ready { version, .. }) => Err(format!(
                 "The generation engine {program} speaks protocol {version}, GenClip.ofx speaks \
                  {PROTOCOL_VERSION}: they come from different builds; reinstall the GenClip \

@@ -1,7 +1,10 @@
 //! Where the engine program is: `genclip-engine` beside the plugin binary that is running
 //! (`Contents/<arch>/` of the bundle), found from our own code's address, since hosts load
-//! plugins from anywhere and say nothing about it.
+//! plugins from anywhere and say nothing about it. Beside it may sit `genclip-engine-cuda`,
+//! the GPU build (docs/gpu.md): which one a request goes to is the *Device* choice
+//! ([`DeviceChoice`]), and the cache key says which kind computed a clip ([`ComputeClass`]).
 
+use crate::cache::CacheKey;
 use std::path::{Path, PathBuf};
 
 /// Overrides the engine program (a path to a `genclip-engine`).
@@ -13,6 +16,129 @@ pub const ENGINE_FILE: &str = if cfg!(windows) {
 } else {
     "genclip-engine"
 };
+
+/// Overrides the GPU engine program (a path to a `genclip-engine-cuda`).
+pub const CUDA_ENGINE_ENV: &str = "GENCLIP_ENGINE_CUDA";
+
+/// The GPU engine program's file name (shipped only by bundles built with it).
+pub const CUDA_ENGINE_FILE: &str = if cfg!(windows) {
+    "genclip-engine-cuda.exe"
+} else {
+    "genclip-engine-cuda"
+};
+
+/// Where the plugin wants a clip computed: the *Device* parameter, and `genclip-engine serve
+/// --device` (`auto`, `cpu`, `cuda:N`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DeviceChoice {
+    /// The GPU engine on GPU 0 when it is installed and starts, else the CPU engine.
+    #[default]
+    Auto,
+    Cpu,
+    /// GPU `n` (CUDA device ordinal); the CPU engine when the GPU engine cannot start.
+    Gpu(u32),
+}
+
+impl DeviceChoice {
+    /// The *Device* parameter's option index (params.rs `DEVICES`): 0 Auto, 1 CPU, 2 GPU 0,
+    /// 3 GPU 1; anything else Auto.
+    pub fn from_param(index: i32) -> DeviceChoice {
+        match index {
+            1 => DeviceChoice::Cpu,
+            2 => DeviceChoice::Gpu(0),
+            3 => DeviceChoice::Gpu(1),
+            _ => DeviceChoice::Auto,
+        }
+    }
+
+    /// `auto`, `cpu`, `cuda` (GPU 0) or `cuda:N`, as `--device` takes it.
+    pub fn parse(text: &str) -> Result<DeviceChoice, String> {
+        let text = text.trim().to_ascii_lowercase();
+        match text.as_str() {
+            "auto" => return Ok(DeviceChoice::Auto),
+            "cpu" => return Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => return Ok(DeviceChoice::Gpu(0)),
+            _ => {}
+        }
+        text.strip_prefix("cuda:")
+            .or_else(|| text.strip_prefix("gpu:"))
+            .and_then(|n| n.parse().ok())
+            .map(DeviceChoice::Gpu)
+            .ok_or_else(|| format!("--device {text}: use auto, cpu, cuda or cuda:N (N = 0, 1, …)"))
+    }
+
+    /// The `--device` argument for this choice.
+    pub fn arg(self) -> String {
+        match self {
+            DeviceChoice::Auto => "auto".into(),
+            DeviceChoice::Cpu => "cpu".into(),
+            DeviceChoice::Gpu(n) => format!("cuda:{n}"),
+        }
+    }
+
+    /// Whether this choice goes to the GPU engine when there is one.
+    pub fn wants_gpu(self) -> bool {
+        !matches!(self, DeviceChoice::Cpu)
+    }
+
+    /// The CUDA ordinal the GPU engine is asked for.
+    pub fn gpu(self) -> u32 {
+        match self {
+            DeviceChoice::Gpu(n) => n,
+            _ => 0,
+        }
+    }
+}
+
+/// What kind of engine computed a clip. The CPU engine computes in f32 (the reference's
+/// numbers, within 1e-5); the GPU engine in bf16, whose frames differ visibly in detail. A
+/// clip is cached under a key that says which, so a cache never mixes the two (a timeline
+/// rendered partly on each would flicker where they meet): see docs/gpu.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ComputeClass {
+    Cpu,
+    Cuda,
+}
+
+impl ComputeClass {
+    /// "cpu" or "cuda", as the cache key and the documentation name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ComputeClass::Cpu => "cpu",
+            ComputeClass::Cuda => "cuda",
+        }
+    }
+
+    /// The cache key of a clip computed by this class, from the key `plan_clip` gives it
+    /// (`clip_key`). The CPU's is that key itself, so every key made before GPU engines
+    /// existed still names the same CPU-made clip; the GPU's is derived from it.
+    pub fn key_for(self, planned: &CacheKey) -> CacheKey {
+        match self {
+            ComputeClass::Cpu => *planned,
+            ComputeClass::Cuda => CacheKey::builder("genclip-clip-compute")
+                .bytes("clip", &planned.0)
+                .str("compute", self.name())
+                .finish(),
+        }
+    }
+
+    /// [`ComputeClass::key_for`] on a key in hex; `None` if it is not a key.
+    pub fn key_hex_for(self, planned: &str) -> Option<String> {
+        CacheKey::from_hex(planned).map(|k| self.key_for(&k).to_hex())
+    }
+}
+
+/// `$GENCLIP_ENGINE_CUDA` if set (and a file), else `genclip-engine-cuda` beside the loaded
+/// plugin binary if it is there; `None` when there is no GPU engine to try.
+pub fn cuda_engine_program() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(CUDA_ENGINE_ENV).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    let binary = plugin_binary()?;
+    let engine = binary.parent()?.join(CUDA_ENGINE_FILE);
+    engine.is_file().then_some(engine)
+}
 
 /// `$GENCLIP_ENGINE` if set, else `genclip-engine` beside the loaded plugin binary; else the
 /// sentence to show.
@@ -104,6 +230,40 @@ pub(crate) fn keep_plugin_loaded() {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_choices_parse_and_print() {
+        for (text, choice) in [
+            ("auto", DeviceChoice::Auto),
+            ("cpu", DeviceChoice::Cpu),
+            ("cuda", DeviceChoice::Gpu(0)),
+            ("CUDA:1", DeviceChoice::Gpu(1)),
+            ("gpu:2", DeviceChoice::Gpu(2)),
+        ] {
+            assert_eq!(DeviceChoice::parse(text), Ok(choice), "{text}");
+            assert_eq!(DeviceChoice::parse(&choice.arg()), Ok(choice));
+        }
+        assert!(DeviceChoice::parse("tpu").is_err());
+        assert!(DeviceChoice::parse("cuda:x").is_err());
+        assert_eq!(DeviceChoice::from_param(0), DeviceChoice::Auto);
+        assert_eq!(DeviceChoice::from_param(1), DeviceChoice::Cpu);
+        assert_eq!(DeviceChoice::from_param(3), DeviceChoice::Gpu(1));
+        assert_eq!(DeviceChoice::from_param(99), DeviceChoice::Auto);
+    }
+
+    #[test]
+    fn the_cpu_keeps_the_planned_key_and_the_gpu_gets_its_own() {
+        let planned = CacheKey::builder("t").str("a", "b").finish();
+        assert_eq!(ComputeClass::Cpu.key_for(&planned), planned);
+        let gpu = ComputeClass::Cuda.key_for(&planned);
+        assert_ne!(gpu, planned);
+        assert_eq!(ComputeClass::Cuda.key_for(&planned), gpu, "deterministic");
+        assert_eq!(
+            ComputeClass::Cuda.key_hex_for(&planned.to_hex()),
+            Some(gpu.to_hex())
+        );
+        assert_eq!(ComputeClass::Cuda.key_hex_for("nope"), None);
+    }
 
     #[test]
     fn our_binary_is_found_from_our_code() {

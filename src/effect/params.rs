@@ -32,6 +32,7 @@ pub mod names {
     pub const AUTO_GENERATE: &str = "autoGenerate";
     pub const STATUS: &str = "status";
     pub const SHOWN_CLIP: &str = "shownClip";
+    pub const DEVICE: &str = "device";
 
     pub const PROMPTS: [&str; 4] = [PROMPT_A, PROMPT_B, PROMPT_C, PROMPT_D];
     pub const WEIGHTS: [&str; 4] = [WEIGHT_A, WEIGHT_B, WEIGHT_C, WEIGHT_D];
@@ -142,6 +143,8 @@ pub const FRAME_RATE_MODES: &[&str] = &[
 ];
 pub const OUTPUT_TRANSFERS: &[&str] = &["sRGB / Rec.709 display", "Linear"];
 pub const QUALITIES: &[&str] = &["Final", "Preview (fewer steps, smaller size)"];
+/// Indices as `client::DeviceChoice::from_param` reads them.
+pub const DEVICES: &[&str] = &["Auto (GPU when available)", "CPU", "GPU 0", "GPU 1"];
 
 const fn prompt(name: &'static str, label: &'static str, hint: &'static str) -> ParamSpec {
     ParamSpec {
@@ -313,6 +316,14 @@ pub static PARAMS: &[ParamSpec] = &[
         hint: "Internal: which generated clip the frames show. Changing it makes the host render again.",
         page: Page::Output,
         kind: Kind::Text { mode: TextMode::Hidden, default: "" },
+    },
+    // Last, so that the parameters before keep their indices.
+    ParamSpec {
+        name: DEVICE,
+        label: "Device",
+        hint: "Where the clip is computed. Auto uses the GPU engine when it is installed and an NVIDIA GPU works, else the CPU. GPU clips are computed in bf16 and differ slightly from CPU clips, so each is cached apart. If the GPU engine cannot start, GenClip generates on the CPU and says why in Status.",
+        page: Page::Generation,
+        kind: Kind::Choice { options: DEVICES, default: 0 },
     },
 ];
 

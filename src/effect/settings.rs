@@ -4,6 +4,7 @@
 
 use super::instance::Instance;
 use super::params::{self, names::*, Kind, OUTPUT_TRANSFERS, RESOLUTIONS};
+use crate::client::DeviceChoice;
 use crate::ofx::OfxResult;
 use crate::timeline::plan::RateMode;
 use std::path::Path;
@@ -37,6 +38,9 @@ pub struct Settings {
     pub transfer: Transfer,
     pub preview: bool,
     pub auto_generate: bool,
+    /// The *Device* choice (not part of the planned key: the engine that computes the clip
+    /// decides its compute class, `client::Engines::compute_class`).
+    pub device: DeviceChoice,
 }
 
 impl Settings {
@@ -73,6 +77,7 @@ impl Settings {
             },
             preview: int(QUALITY)? == 1,
             auto_generate: inst.param(AUTO_GENERATE).bool_at(time)?,
+            device: DeviceChoice::from_param(int(DEVICE)?),
         })
     }
 
@@ -168,6 +173,7 @@ impl Default for Settings {
             },
             preview: int(QUALITY) == 1,
             auto_generate: int(AUTO_GENERATE) != 0,
+            device: DeviceChoice::from_param(int(DEVICE)),
         }
     }
 }

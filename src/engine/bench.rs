@@ -6,6 +6,10 @@
 //! and tensors its PyTorch side loads), runs this command once per component, each in its
 //! own process, and prints ours / PyTorch ratios. docs/benchmarks.md describes the method.
 //!
+//! `--device auto|cpu|cuda[:N]` (default cpu) and `--dtype f32|bf16|f16` (default: f32 on the
+//! CPU, bf16 on a GPU, as the engine computes) choose where it runs; on a GPU each timed call
+//! ends with a device synchronisation, and the resident-set figures below are host memory only.
+//!
 //! Memory is read from `/proc/self/status` (Linux): the resident set once the component is
 //! loaded, then the high-water mark over the warm-up and timed runs, after resetting it with
 //! `/proc/self/clear_refs` so that the load's own peak (weights memory-mapped and copied) does
@@ -126,9 +130,12 @@ fn input(inputs: &HashMap<String, Tensor>, file: &Path, name: &str) -> Result<Te
     })
 }
 
-fn load_inputs(file: Option<&Path>) -> Result<(HashMap<String, Tensor>, PathBuf), String> {
+fn load_inputs(
+    file: Option<&Path>,
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, PathBuf), String> {
     let file = file.ok_or("bench needs --inputs FILE (inputs.safetensors)")?;
-    let tensors = candle_core::safetensors::load(file, &Device::Cpu)
+    let tensors = candle_core::safetensors::load(file, device)
         .map_err(|e| format!("{}: {e}", file.display()))?;
     Ok((tensors, file.to_path_buf()))
 }
@@ -138,22 +145,26 @@ fn load(
     model: &Path,
     inputs: Option<&Path>,
     request: Option<Request>,
+    (cpu, dtype): (&Device, DType),
 ) -> Result<Loaded, String> {
-    let cpu = Device::Cpu;
     let err = |e: candle_core::Error| format!("{}: {e}", model.display());
+    // The VAE in f32 on the CPU, as Pipeline::load does.
+    let vae_dtype = if cpu.is_cpu() { DType::F32 } else { dtype };
+    let as_dtype = |t: Tensor, dtype: DType| t.to_dtype(dtype).map_err(err);
     if component == Component::Pipeline {
         let request = request.ok_or("bench --component pipeline needs the request flags")?;
-        let pipeline = Pipeline::load(model, &cpu, DType::F32).map_err(err)?;
+        let pipeline = Pipeline::load(model, cpu, dtype).map_err(err)?;
         return Ok(Loaded::Pipeline {
             pipeline: Box::new(pipeline),
             request,
         });
     }
-    let (tensors, file) = load_inputs(inputs)?;
+    let (tensors, file) = load_inputs(inputs, cpu)?;
     let folder = ModelFolder::open(model).map_err(err)?;
     let weights = |name: &str| {
+        let dtype = if name == "vae" { vae_dtype } else { dtype };
         folder
-            .weights(name, DType::F32, &cpu)
+            .weights(name, dtype, cpu)
             .map(|w| w.var_builder())
             .map_err(err)
     };
@@ -166,16 +177,19 @@ fn load(
                 )
                 .map_err(err)?,
             ),
-            latents: input(&tensors, &file, "transformer.hidden_states")?,
+            latents: as_dtype(input(&tensors, &file, "transformer.hidden_states")?, dtype)?,
             timestep: input(&tensors, &file, "transformer.timestep")?,
-            text: input(&tensors, &file, "transformer.encoder_hidden_states")?,
+            text: as_dtype(
+                input(&tensors, &file, "transformer.encoder_hidden_states")?,
+                dtype,
+            )?,
         },
         Component::Vae => Loaded::Vae {
             model: Box::new(
                 WanVaeDecoder::new(&VaeConfig::load(&folder).map_err(err)?, weights("vae")?)
                     .map_err(err)?,
             ),
-            z: input(&tensors, &file, "vae.z")?,
+            z: as_dtype(input(&tensors, &file, "vae.z")?, vae_dtype)?,
         },
         Component::TextEncoder => Loaded::TextEncoder {
             model: Box::new(
@@ -238,6 +252,9 @@ pub struct Options {
     pub runs: usize,
     /// Where to write the last run's output (`output` in a safetensors file).
     pub save_output: Option<PathBuf>,
+    /// Where and in what dtype (default: the CPU in f32).
+    pub device: Device,
+    pub dtype: DType,
 }
 
 /// Loads, warms up, runs and reports (the JSON object `bench` prints).
@@ -249,7 +266,12 @@ pub fn measure(options: &Options) -> Result<Value, String> {
         &options.model,
         options.inputs.as_deref(),
         options.request.clone(),
+        (&options.device, options.dtype),
     )?;
+    options
+        .device
+        .synchronize()
+        .map_err(|e| format!("cannot synchronise the device: {e}"))?;
     let load_s = started.elapsed().as_secs_f64();
     let after_load = memory();
     let peak_reset = reset_peak();
@@ -259,6 +281,8 @@ pub fn measure(options: &Options) -> Result<Value, String> {
     for i in 0..options.warmup + options.runs {
         let started = Instant::now();
         let out = loaded.run()?;
+        // GPU calls only queue work: the time is the time to finish it.
+        options.device.synchronize().map_err(|e| e.to_string())?;
         if i >= options.warmup {
             times.push(started.elapsed().as_secs_f64());
         }
@@ -267,6 +291,9 @@ pub fn measure(options: &Options) -> Result<Value, String> {
     let after_runs = memory();
     if let (Some(path), Some(output)) = (&options.save_output, &output) {
         output
+            .to_device(&Device::Cpu)
+            .and_then(|o| o.to_dtype(DType::F32))
+            .map_err(|e| e.to_string())?
             .save_safetensors("output", path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
@@ -274,6 +301,8 @@ pub fn measure(options: &Options) -> Result<Value, String> {
     Ok(json!({
         "side": "genclip",
         "component": options.component.name(),
+        "device": crate::engine::server::device_name(&options.device),
+        "dtype": options.dtype.as_str(),
         "threads": candle_core::utils::get_num_threads(),
         "warmup": options.warmup,
         "runs": options.runs,
@@ -306,7 +335,18 @@ pub fn run(flags: &Flags) -> Result<(), String> {
         "width",
         "height",
         "frames",
+        "device",
+        "dtype",
     ])?;
+    let choice = crate::client::DeviceChoice::parse(flags.get("device").unwrap_or("cpu"))?;
+    let (device, default_dtype) = crate::engine::server::open_device(choice)?;
+    let dtype = match flags.get("dtype") {
+        None => default_dtype,
+        Some("f32") => DType::F32,
+        Some("bf16") => DType::BF16,
+        Some("f16") => DType::F16,
+        Some(other) => return Err(format!("--dtype {other}: use f32, bf16 or f16")),
+    };
     let component = Component::parse(
         flags
             .get("component")
@@ -337,6 +377,8 @@ pub fn run(flags: &Flags) -> Result<(), String> {
         warmup: flags.parsed("warmup")?.unwrap_or(1),
         runs: flags.parsed("runs")?.unwrap_or(3),
         save_output: flags.get("save-output").map(PathBuf::from),
+        device,
+        dtype,
     };
     let report = measure(&options)?;
     println!("{report}");

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod conditioning;
+pub mod memory_plan;
 pub mod pipeline;
 pub mod sampler;
 pub mod server;

@@ -16,10 +16,11 @@ mod weights;
 
 pub use journal::JOURNAL_ENV;
 pub use provenance::{civil_from_days, utc_iso8601};
-pub use runner::{compute_device, device_name};
+pub use runner::{compute_device, device_name, open_device};
 pub use weights::hash_model_folder;
 
 use crate::client::protocol::{decode, ClipRequest, FromEngine, ToEngine, PROTOCOL_VERSION};
+use crate::client::DeviceChoice;
 use journal::Journal;
 use outbox::Outbox;
 use parking_lot::{Condvar, Mutex};
@@ -41,6 +42,9 @@ pub struct ServeOptions {
     /// not reached its next abort check (one step of a large model on a CPU takes minutes,
     /// and nobody waits for it any more). `None` in tests that serve inside their process.
     pub exit_after_input_closes: Option<Duration>,
+    /// `--device`: where to compute ([`open_device`]). A GPU that cannot be used is answered
+    /// to `hello` with `failed`, and the engine exits.
+    pub device: DeviceChoice,
 }
 
 impl Default for ServeOptions {
@@ -48,6 +52,7 @@ impl Default for ServeOptions {
         ServeOptions {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             exit_after_input_closes: Some(Duration::from_secs(5)),
+            device: DeviceChoice::Auto,
         }
     }
 }
@@ -71,10 +76,22 @@ pub fn serve(
     options: &ServeOptions,
 ) -> Result<Exit, String> {
     let outbox = Outbox::new(output);
-    let runner = Runner::new(outbox.clone(), Journal::from_env());
-    if !handshake(&mut input, &outbox, &runner.device_name())? {
+    let opened = open_device(options.device);
+    let name = opened.as_ref().map(|(device, _)| device_name(device));
+    let name = match &name {
+        Ok(name) => Ok(name.as_str()),
+        Err(why) => Err(why.to_string()),
+    };
+    if !handshake(&mut input, &outbox, name)? {
         return Ok(Exit::InputClosed);
     }
+    let (device, dtype) = opened.expect("the handshake refuses a device that did not open");
+    eprintln!(
+        "genclip-engine: computing on {} in {}",
+        device_name(&device),
+        dtype.as_str()
+    );
+    let runner = Runner::new(outbox.clone(), Journal::from_env(), device, dtype);
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue {
             jobs: VecDeque::new(),
@@ -119,13 +136,21 @@ pub fn take_stdout() -> std::io::Result<std::fs::File> {
     }
 }
 
-/// Reads `hello` and answers `ready`. `Ok(false)`: the input ended first.
-fn handshake(input: &mut impl BufRead, outbox: &Outbox, device: &str) -> Result<bool, String> {
+/// Reads `hello` and answers `ready` (or `failed` when `device` is the sentence saying why
+/// the device cannot be used). `Ok(false)`: the input ended first.
+fn handshake(
+    input: &mut impl BufRead,
+    outbox: &Outbox,
+    device: Result<&str, String>,
+) -> Result<bool, String> {
     let Some(line) = read_line(input) else {
         return Ok(false);
     };
-    let message = match decode::<ToEngine>(&line) {
-        Ok(ToEngine::Hello { version }) if version == PROTOCOL_VERSION => {
+    let message = match (decode::<ToEngine>(&line), device) {
+        (Ok(ToEngine::Hello { version }), Err(no_device)) if version == PROTOCOL_VERSION => {
+            no_device
+        }
+        (Ok(ToEngine::Hello { version }), Ok(device)) if version == PROTOCOL_VERSION => {
             outbox.send(&FromEngine::Ready {
                 version,
                 pid: std::process::id(),
@@ -133,7 +158,7 @@ fn handshake(input: &mut impl BufRead, outbox: &Outbox, device: &str) -> Result<
             });
             return Ok(true);
         }
-        Ok(ToEngine::Hello { version }) => format!(
+        (Ok(ToEngine::Hello { version }), _) => format!(
             "GenClip.ofx speaks engine protocol {version} and this genclip-engine speaks \
              {PROTOCOL_VERSION}: they come from different GenClip builds; reinstall the GenClip \
              bundle."
@@ -316,6 +341,7 @@ mod tests {
         let options = ServeOptions {
             idle_timeout: idle,
             exit_after_input_closes: None,
+            device: DeviceChoice::Cpu,
         };
         let exit = serve(
             Cursor::new(input.to_string()),
@@ -357,6 +383,42 @@ mod tests {
         );
     }
 
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn a_gpu_this_build_cannot_use_is_refused_at_hello() {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let options = ServeOptions {
+            device: DeviceChoice::Gpu(1),
+            exit_after_input_closes: None,
+            ..ServeOptions::default()
+        };
+        let exit = serve(
+            Cursor::new("{\"type\":\"hello\",\"version\":1}\n".to_string()),
+            Box::new(Sink(out.clone())),
+            &options,
+        );
+        let message = exit.unwrap_err();
+        assert!(
+            message.contains("GPU 1") && message.contains("genclip-engine-cuda"),
+            "{message}"
+        );
+        let text = String::from_utf8(out.lock().clone()).unwrap();
+        assert_eq!(
+            decode::<FromEngine>(text.trim()).unwrap(),
+            FromEngine::Failed { job: 0, message }
+        );
+    }
+
     #[test]
     fn an_unreadable_generate_is_answered_with_its_job() {
         let input = "{\"type\":\"hello\",\"version\":1}\n\
@@ -380,6 +442,7 @@ mod tests {
         let options = ServeOptions {
             idle_timeout: Duration::from_millis(200),
             exit_after_input_closes: None,
+            device: DeviceChoice::Cpu,
         };
         let started = Instant::now();
         let exit = serve(

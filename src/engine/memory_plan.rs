@@ -1,0 +1,665 @@
+//! The memory guard: before a job loads anything, estimate the most memory it will hold at
+//! once and refuse it with a sentence when that is more than the machine has free, instead of
+//! letting the engine be killed (CPU) or fail with an allocation error minutes in (GPU).
+//!
+//! The estimate ([`estimate`]) follows what the engine holds, stage by stage:
+//!
+//! - **weights**: every weight the pipeline loads (transformer, text encoder, VAE decoder),
+//!   counted from the safetensors headers and converted to the dtype each runs in (the VAE in
+//!   f32 on the CPU). They stay resident for the whole job (the text encoder too: the pipeline
+//!   keeps it loaded, on the GPU as well).
+//! - **runtime**: what the process needs besides (allocator, tokenizer, cuBLAS workspaces).
+//! - then the largest of the transient stages, times [`SAFETY`], plus the latents:
+//!   - the text encoder's pass over at most 512 tokens;
+//!   - one transformer step: hidden states, q/k/v and projections (about ten buffers of
+//!     tokens × width, two of them in f32 for the layer norms), the FFN's two buffers of
+//!     tokens × ffn width, at batch 2 when guiding, and the attention's score blocks
+//!     (`ATTENTION_QUERY_BLOCK` queries × all keys × heads, two alive at once in f32, plus one
+//!     in the compute dtype when that is not f32; `src/models/attention.rs`), except on the
+//!     CPU in f32, whose fused attention holds no score matrix;
+//!   - the VAE decode of one latent frame (4 video frames) at full resolution: measured at
+//!     about 26 full-resolution buffers of the last stage's channels on the CPU (the causal caches
+//!     keep each convolution's input alive, and the allocator keeps freed blocks); on CUDA
+//!     20 such buffers plus candle's im2col of the widest full-resolution convolution (9 ×
+//!     its input); and the decoded frames, kept until the end in several forms.
+//!
+//! The budget ([`Budget::measure`]) is the memory free now plus what the engine already holds
+//! for a loaded model (it is reused or dropped before the next load): `MemAvailable` of
+//! `/proc/meminfo` (and a cgroup v2 limit if the engine runs under one) on the CPU, the
+//! driver's free memory of the GPU on CUDA; or `GENCLIP_MEMORY_BUDGET_MB` when it is set and
+//! smaller. `docs/gpu.md` has the numbers for the real models.
+
+use crate::client::protocol::ClipRequest;
+use crate::client::ComputeClass;
+use crate::models::diffusers::ModelFolder;
+use crate::models::umt5;
+use crate::models::wan::config::{TransformerConfig, VaeConfig};
+use candle_core::{DType, Device};
+use std::path::Path;
+
+/// Caps the budget in MB (10^6 bytes): set it to leave memory to other programs, or to test
+/// the guard.
+pub const BUDGET_ENV: &str = "GENCLIP_MEMORY_BUDGET_MB";
+
+/// The transient parts of the estimate (activations, latents) are multiplied by this: the
+/// estimate follows the code's buffers, and allocators and kernels add what it cannot see.
+pub const SAFETY: f64 = 1.5;
+
+/// Queries per block of `models::attention::attention` off the CPU (its `QUERY_BLOCK`): keep
+/// equal.
+pub const ATTENTION_QUERY_BLOCK: usize = 1024;
+
+/// On the CPU in f32 the attention is a fused kernel (`models::cpu::attention`) whose score
+/// blocks are 256 KiB per worker thread: no score matrix, this much for all threads.
+const FUSED_ATTENTION_BYTES: f64 = 16e6;
+
+/// Rows of text the transformer attends to (the pipeline pads every prompt to 512).
+const TEXT_ROWS: usize = 512;
+
+/// Full-resolution buffers of the VAE decoder's last stage alive at its peak, in units of
+/// (4 frames × height × width × channels of the last stage × dtype size). Measured with
+/// `genclip-engine bench --component vae` on the `mid` VAE (base width 16), 5 or 9 frames:
+/// 153 MiB at 128 × 192 and 575 MiB at 240 × 416 (25.5 and 23.6 units); with candle's
+/// conv2d before the CPU convolution kernel, 150-158 and 598-605 MiB.
+const VAE_UNITS_CPU: f64 = 27.0;
+/// The same on CUDA without the im2col (no measurement yet; the CPU's count less the heap's
+/// kept blocks).
+const VAE_UNITS_CUDA: f64 = 20.0;
+
+/// What the CPU engine process needs besides the model (code, tokenizer, thread pools).
+const RUNTIME_CPU: u64 = 64_000_000;
+/// What a CUDA engine needs besides the model once its context exists (cuBLAS workspaces,
+/// loaded kernel modules, the caching allocator's rounding).
+const RUNTIME_CUDA: u64 = 512_000_000;
+
+/// The transformer's sizes that decide its memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransformerShape {
+    /// heads × head dim.
+    pub width: usize,
+    pub heads: usize,
+    pub ffn: usize,
+    /// Latent channels.
+    pub in_channels: usize,
+    /// [time, height, width] of a patch.
+    pub patch: [usize; 3],
+}
+
+/// The umT5 encoder's sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextEncoderShape {
+    pub width: usize,
+    pub heads: usize,
+    pub ffn: usize,
+}
+
+/// The VAE decoder's sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VaeShape {
+    /// The decoder's base width (`decoder_base_dim`, else `base_dim`).
+    pub base: usize,
+    pub dim_mult: Vec<usize>,
+    pub spatial_scale: usize,
+    pub temporal_scale: usize,
+}
+
+/// A model folder's sizes and weight counts (read from its configs and safetensors headers;
+/// nothing is loaded).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelShape {
+    pub transformer: TransformerShape,
+    pub text_encoder: TextEncoderShape,
+    pub vae: VaeShape,
+    /// Weight elements of the transformer, the text encoder and the VAE's decoder half.
+    pub transformer_weights: u64,
+    pub text_encoder_weights: u64,
+    pub vae_decoder_weights: u64,
+}
+
+impl ModelShape {
+    /// Reads a Diffusers Wan2.1 folder's configs and weight headers.
+    pub fn read(folder: &Path) -> Result<ModelShape, String> {
+        let e = |e: candle_core::Error| e.to_string();
+        let folder = ModelFolder::open(folder).map_err(e)?;
+        let t = TransformerConfig::load(&folder).map_err(e)?;
+        let u = umt5::Config::load(&folder).map_err(e)?;
+        let v = VaeConfig::load(&folder).map_err(e)?;
+        let elements = |component: &str, keep: &dyn Fn(&str) -> bool| -> Result<u64, String> {
+            let weights = folder
+                .weights(component, DType::F32, &Device::Cpu)
+                .map_err(e)?;
+            Ok(weights
+                .names()
+                .filter(|name| keep(name))
+                .filter_map(|name| weights.stored_shape(name))
+                .map(|shape| shape.iter().product::<usize>() as u64)
+                .sum())
+        };
+        Ok(ModelShape {
+            transformer: TransformerShape {
+                width: t.inner_dim(),
+                heads: t.num_attention_heads,
+                ffn: t.ffn_dim,
+                in_channels: t.in_channels,
+                patch: t.patch_size,
+            },
+            text_encoder: TextEncoderShape {
+                width: u.d_model,
+                heads: u.num_heads,
+                ffn: u.d_ff,
+            },
+            vae: VaeShape {
+                base: v.decoder_base_dim.unwrap_or(v.base_dim),
+                dim_mult: v.dim_mult.clone(),
+                spatial_scale: v.spatial_scale(),
+                temporal_scale: v.temporal_scale(),
+            },
+            transformer_weights: elements("transformer", &|_| true)?,
+            text_encoder_weights: elements("text_encoder", &|_| true)?,
+            // The pipeline builds only the decoder (the encoder half stays on disk).
+            vae_decoder_weights: elements("vae", &|name| {
+                name.starts_with("decoder.") || name.starts_with("post_quant_conv.")
+            })?,
+        })
+    }
+}
+
+/// What of a request decides its memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobShape {
+    pub width: usize,
+    pub height: usize,
+    /// Video frames of the whole clip.
+    pub frames: usize,
+    /// Video frames the transformer sees at once (a context window, or the whole clip).
+    pub window_frames: usize,
+    /// Classifier-free guidance: batch 2 in every transformer call.
+    pub guided: bool,
+    /// Distinct prompts (each gets its own cross-attention when several blend).
+    pub prompts: usize,
+}
+
+impl JobShape {
+    pub fn of(request: &ClipRequest) -> JobShape {
+        JobShape {
+            width: request.width,
+            height: request.height,
+            frames: request.frames,
+            window_frames: request
+                .windows
+                .map_or(request.frames, |w| w.frames.min(request.frames)),
+            // As the pipeline (and Diffusers) decide: guidance only above 1.
+            guided: request.guidance_scale > 1.0,
+            prompts: request.prompts.len().max(1),
+        }
+    }
+}
+
+/// A job's estimated memory, in bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryPlan {
+    pub weights: u64,
+    pub runtime: u64,
+    pub latents: u64,
+    pub text_encoder: u64,
+    pub transformer_step: u64,
+    pub vae_decode: u64,
+    /// runtime + weights + SAFETY × (latents + the largest stage).
+    pub total: u64,
+}
+
+/// The dtype the VAE runs in (as `Pipeline::load` chooses: f32 on the CPU, whose
+/// convolutions are f32-only; the compute dtype elsewhere).
+pub fn vae_dtype(class: ComputeClass, dtype: DType) -> DType {
+    match class {
+        ComputeClass::Cpu => DType::F32,
+        ComputeClass::Cuda => dtype,
+    }
+}
+
+/// The estimate for `job` on `model`, computed by `class` in `dtype`.
+pub fn estimate(
+    model: &ModelShape,
+    job: &JobShape,
+    class: ComputeClass,
+    dtype: DType,
+) -> MemoryPlan {
+    let s = dtype.size_in_bytes() as f64;
+    let vae_dtype = vae_dtype(class, dtype);
+    let sv = vae_dtype.size_in_bytes() as f64;
+    let weights = ((model.transformer_weights + model.text_encoder_weights) as f64 * s
+        + model.vae_decoder_weights as f64 * sv) as u64;
+
+    let vae = &model.vae;
+    let (ts, ss) = (vae.temporal_scale.max(1), vae.spatial_scale.max(1));
+    let latent_frames = |video: usize| video.saturating_sub(1) / ts + 1;
+    let (lh, lw) = (job.height / ss, job.width / ss);
+    let tr = &model.transformer;
+    let latents = 12.0 * (tr.in_channels * latent_frames(job.frames) * lh * lw) as f64 * 4.0;
+
+    // The text encoder over at most 512 tokens: hidden states, the gated FFN, and the
+    // scores with their position bias.
+    let te = &model.text_encoder;
+    let l = TEXT_ROWS as f64;
+    let text_encoder = l * te.width as f64 * 8.0 * s
+        + l * te.ffn as f64 * 3.0 * s
+        + te.heads as f64 * l * l * 4.0 * 4.0;
+
+    // One transformer step at batch 2 (guided) over one window's tokens.
+    let [pt, ph, pw] = tr.patch.map(|p| p.max(1));
+    let tokens = (latent_frames(job.window_frames) / pt * (lh / ph) * (lw / pw)) as f64;
+    let batch = if job.guided { 2.0 } else { 1.0 };
+    let fused = class == ComputeClass::Cpu && dtype == DType::F32;
+    let per_score = 8.0 + if dtype == DType::F32 { 0.0 } else { s };
+    let queries = tokens.min(ATTENTION_QUERY_BLOCK as f64);
+    let (self_scores, cross_scores) = if fused {
+        (FUSED_ATTENTION_BYTES, FUSED_ATTENTION_BYTES)
+    } else {
+        (
+            batch * tr.heads as f64 * queries * tokens * per_score,
+            batch * job.prompts as f64 * tr.heads as f64 * queries * TEXT_ROWS as f64 * per_score,
+        )
+    };
+    let width = tr.width as f64;
+    let hidden = batch * tokens * width * (10.0 * s + 2.0 * 4.0);
+    let ffn = batch * tokens * tr.ffn as f64 * 2.0 * s;
+    let text = batch * job.prompts as f64 * TEXT_ROWS as f64 * width * 4.0 * s;
+    let blended = if job.prompts > 1 {
+        2.0 * job.prompts as f64 * batch * tokens * width * s
+    } else {
+        0.0
+    };
+    let transformer_step = self_scores.max(cross_scores) + hidden + ffn + text + blended;
+
+    // The VAE decode: one latent frame's full-resolution buffers, then every decoded frame
+    // (in the VAE's dtype, then f32 copies on the way to the clip).
+    let mult = |i: usize| vae.dim_mult.get(i).copied().unwrap_or(1);
+    let c_full = (vae.base * mult(0)) as f64;
+    let c_up = (vae.base * mult(1)) as f64;
+    let pixels = (job.height * job.width) as f64;
+    let unit = ts as f64 * pixels * c_full * sv;
+    let chunk = match class {
+        ComputeClass::Cpu => VAE_UNITS_CPU * unit,
+        // candle's CUDA conv2d materialises its im2col: 9 × the input of the widest
+        // full-resolution convolution (the last upsampler's, c_up channels).
+        ComputeClass::Cuda => VAE_UNITS_CUDA * unit + 9.0 * ts as f64 * pixels * c_up * sv,
+    };
+    let frames_out = job.frames as f64 * 3.0 * pixels * (sv + 4.0 * 4.0);
+    let vae_decode = chunk + frames_out;
+
+    let runtime = match class {
+        ComputeClass::Cpu => RUNTIME_CPU,
+        ComputeClass::Cuda => RUNTIME_CUDA,
+    };
+    let transient = latents + text_encoder.max(transformer_step).max(vae_decode);
+    let total = runtime + weights + (SAFETY * transient) as u64;
+    MemoryPlan {
+        weights,
+        runtime,
+        latents: latents as u64,
+        text_encoder: text_encoder as u64,
+        transformer_step: transformer_step as u64,
+        vae_decode: vae_decode as u64,
+        total,
+    }
+}
+
+/// The memory a job may use.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Budget {
+    /// Free now plus what the engine holds for its loaded model; `None` if unknown.
+    pub free: Option<u64>,
+    /// [`BUDGET_ENV`], in bytes.
+    pub limit: Option<u64>,
+    /// "" for the CPU, " on GPU 0" for a GPU: ends "… are free".
+    pub place: String,
+}
+
+impl Budget {
+    /// Measures the budget for `device`, counting `held` bytes the engine already holds for a
+    /// model it will reuse or drop before loading.
+    pub fn measure(device: &Device, held: u64) -> Budget {
+        let (free, place) = match device {
+            Device::Cpu => (cpu_free(), String::new()),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(cuda) => {
+                let context = cuda.cuda_stream().context().clone();
+                let free = context
+                    .bind_to_thread()
+                    .ok()
+                    .and_then(|()| {
+                        candle_core::cuda_backend::cudarc::driver::result::mem_get_info().ok()
+                    })
+                    .map(|(free, _total)| free as u64);
+                (free, format!(" on GPU {}", context.ordinal()))
+            }
+            #[allow(unreachable_patterns)]
+            _ => (None, String::new()),
+        };
+        Budget {
+            free: free.map(|f| f + held),
+            limit: budget_from_env(),
+            place,
+        }
+    }
+
+    /// The bytes a job may use, if known.
+    pub fn bytes(&self) -> Option<u64> {
+        match (self.free, self.limit) {
+            (Some(f), Some(l)) => Some(f.min(l)),
+            (f, l) => f.or(l),
+        }
+    }
+}
+
+/// [`BUDGET_ENV`] in bytes, if set to a positive number.
+pub fn budget_from_env() -> Option<u64> {
+    let text = std::env::var(BUDGET_ENV).ok()?;
+    match text.trim().parse::<f64>() {
+        Ok(mb) if mb.is_finite() && mb > 0.0 => Some((mb * 1e6) as u64),
+        _ => {
+            eprintln!("genclip-engine: ignored {BUDGET_ENV}={text:?} (not a positive number)");
+            None
+        }
+    }
+}
+
+/// Memory the system could give the engine now: `MemAvailable`, or less under a cgroup v2
+/// memory limit.
+pub fn cpu_free() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let available = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?
+        * 1024;
+    let read = |file: &str| -> Option<u64> {
+        std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let cgroup = match (read("memory.max"), read("memory.current")) {
+        (Some(max), Some(current)) => Some(max.saturating_sub(current)),
+        _ => None,
+    };
+    Some(cgroup.map_or(available, |c| c.min(available)))
+}
+
+/// "35.2 GB", "512 MB" (decimal units, as operating systems show free memory).
+pub fn describe_bytes(bytes: u64) -> String {
+    if bytes >= 1_000_000_000 {
+        format!("{:.1} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{} MB", (bytes as f64 / 1e6).round().max(1.0) as u64)
+    }
+}
+
+/// `Err(sentence)` when `plan` needs more than `budget` allows; `Ok` when it fits or the
+/// budget is unknown.
+pub fn check(plan: &MemoryPlan, budget: &Budget) -> Result<(), String> {
+    let Some(available) = budget.bytes() else {
+        return Ok(());
+    };
+    if plan.total <= available {
+        return Ok(());
+    }
+    let from_env = budget
+        .limit
+        .is_some_and(|l| budget.free.is_none_or(|f| l < f));
+    let why = if from_env {
+        format!("{BUDGET_ENV} allows {}", describe_bytes(available))
+    } else {
+        format!("{} are free{}", describe_bytes(available), budget.place)
+    };
+    Err(format!(
+        "This clip needs about {} but {why}: lower Resolution or Duration, use Preview quality, \
+         or close other programs.",
+        describe_bytes(plan.total)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    /// The `mid` bench config (docs/benchmarks.md), weights left out.
+    fn mid() -> ModelShape {
+        ModelShape {
+            transformer: TransformerShape {
+                width: 512,
+                heads: 8,
+                ffn: 1536,
+                in_channels: 16,
+                patch: [1, 2, 2],
+            },
+            text_encoder: TextEncoderShape {
+                width: 512,
+                heads: 8,
+                ffn: 1024,
+            },
+            vae: VaeShape {
+                base: 16,
+                dim_mult: vec![1, 2, 4, 4],
+                spatial_scale: 8,
+                temporal_scale: 4,
+            },
+            transformer_weights: 0,
+            text_encoder_weights: 0,
+            vae_decoder_weights: 0,
+        }
+    }
+
+    /// Wan2.1-T2V-1.3B: its configs and parameter counts (docs/wan-models.md).
+    fn wan_1_3b() -> ModelShape {
+        ModelShape {
+            transformer: TransformerShape {
+                width: 1536,
+                heads: 12,
+                ffn: 8960,
+                in_channels: 16,
+                patch: [1, 2, 2],
+            },
+            text_encoder: TextEncoderShape {
+                width: 4096,
+                heads: 64,
+                ffn: 10240,
+            },
+            vae: VaeShape {
+                base: 96,
+                dim_mult: vec![1, 2, 4, 4],
+                spatial_scale: 8,
+                temporal_scale: 4,
+            },
+            transformer_weights: 1_418_996_800,
+            text_encoder_weights: 6_731_059_200,
+            vae_decoder_weights: 73_295_603,
+        }
+    }
+
+    fn job(width: usize, height: usize, frames: usize) -> JobShape {
+        JobShape {
+            width,
+            height,
+            frames,
+            window_frames: frames,
+            guided: true,
+            prompts: 1,
+        }
+    }
+
+    /// Measured peaks (above what the loaded component held) of `genclip-engine bench`, 2
+    /// threads, f32: the estimate must cover them, without being wildly above.
+    fn covers(what: &str, estimate: u64, measured_mib: u64) {
+        let measured = measured_mib * MIB;
+        assert!(
+            estimate >= measured,
+            "{what}: estimate {} MiB below the measured {measured_mib} MiB",
+            estimate / MIB
+        );
+        assert!(
+            estimate <= 2 * measured,
+            "{what}: estimate {} MiB more than twice the measured {measured_mib} MiB",
+            estimate / MIB
+        );
+    }
+
+    #[test]
+    fn the_estimate_covers_the_measured_mid_peaks() {
+        let cpu = |j: &JobShape| estimate(&mid(), j, ComputeClass::Cpu, DType::F32);
+        // One CFG step over 17 frames at 256 x 384 (1,920 tokens): 139 MiB (the fused CPU
+        // attention holds no score matrix).
+        covers("transformer", cpu(&job(384, 256, 17)).transformer_step, 139);
+        // The VAE decode, frames alone (the bench decodes; the clip's copies come after).
+        let vae_only = |j: &JobShape| {
+            let p = cpu(j);
+            p.vae_decode - (j.frames as f64 * 3.0 * (j.width * j.height) as f64 * 20.0) as u64
+        };
+        covers("vae 128 x 192", vae_only(&job(192, 128, 9)), 153);
+        covers("vae 240 x 416", vae_only(&job(416, 240, 9)), 575);
+        // umT5 over 512 tokens: 31 MiB.
+        covers("text encoder", cpu(&job(384, 256, 17)).text_encoder, 31);
+    }
+
+    #[test]
+    fn the_real_model_on_the_cpu_needs_what_its_weights_and_steps_say() {
+        let plan = estimate(
+            &wan_1_3b(),
+            &job(832, 480, 81),
+            ComputeClass::Cpu,
+            DType::F32,
+        );
+        // 8.15 G parameters in f32, plus the VAE decoder's 73 M.
+        assert!(
+            (32_800_000_000..33_000_000_000).contains(&plan.weights),
+            "{plan:?}"
+        );
+        // 32,760 tokens at batch 2: the hidden states and the FFN's buffers are 9 GB.
+        assert!(plan.transformer_step > 9_000_000_000, "{plan:?}");
+        assert!(plan.total > 45_000_000_000, "{plan:?}");
+        // Without guidance the step halves.
+        let unguided = estimate(
+            &wan_1_3b(),
+            &JobShape {
+                guided: false,
+                ..job(832, 480, 81)
+            },
+            ComputeClass::Cpu,
+            DType::F32,
+        );
+        assert!((unguided.transformer_step as f64) < 0.51 * plan.transformer_step as f64);
+        // On a GPU in bf16 the weights halve and the VAE adds its im2col.
+        let gpu = estimate(
+            &wan_1_3b(),
+            &job(832, 480, 81),
+            ComputeClass::Cuda,
+            DType::BF16,
+        );
+        assert!(
+            (16_400_000_000..16_500_000_000).contains(&gpu.weights),
+            "{gpu:?}"
+        );
+        assert!(gpu.total < plan.total, "{gpu:?}");
+        // Off the CPU the attention's score blocks count: 2 × 12 heads × 1024 × 32,760 × 10 B.
+        assert!(gpu.transformer_step > 12_000_000_000, "{gpu:?}");
+    }
+
+    #[test]
+    fn a_context_window_bounds_the_step_not_the_latents() {
+        let whole = estimate(&mid(), &job(384, 256, 161), ComputeClass::Cpu, DType::F32);
+        let windowed = estimate(
+            &mid(),
+            &JobShape {
+                window_frames: 81,
+                ..job(384, 256, 161)
+            },
+            ComputeClass::Cpu,
+            DType::F32,
+        );
+        // 21 of 41 latent frames: about half the tokens, so about half the step.
+        assert!(windowed.transformer_step * 10 < whole.transformer_step * 6);
+        assert_eq!(windowed.latents, whole.latents);
+    }
+
+    #[test]
+    fn the_tiny_fixture_is_read_from_its_folder() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_tiny_a/model");
+        let shape = ModelShape::read(&folder).unwrap();
+        assert_eq!(shape.transformer.width, 32);
+        assert_eq!(shape.transformer.patch, [1, 2, 2]);
+        assert!(shape.transformer_weights > 0 && shape.text_encoder_weights > 0);
+        // The decoder half of the VAE only: fewer elements than the VAE's file holds.
+        let vae_file_elements: u64 = std::fs::read_dir(folder.join("vae"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .map(|p| std::fs::metadata(p).unwrap().len() / 4)
+            .sum();
+        assert!(shape.vae_decoder_weights > 0);
+        assert!(shape.vae_decoder_weights < vae_file_elements);
+        let plan = estimate(&shape, &job(48, 32, 9), ComputeClass::Cpu, DType::F32);
+        assert!(
+            plan.total > plan.weights && plan.total < 200_000_000,
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn over_budget_is_one_sentence_that_says_what_to_do() {
+        let plan = MemoryPlan {
+            weights: 0,
+            runtime: 0,
+            latents: 0,
+            text_encoder: 0,
+            transformer_step: 0,
+            vae_decode: 0,
+            total: 35_200_000_000,
+        };
+        let free = |free: u64, limit: Option<u64>, place: &str| Budget {
+            free: Some(free),
+            limit,
+            place: place.into(),
+        };
+        assert_eq!(
+            check(&plan, &free(12_100_000_000, None, "")).unwrap_err(),
+            "This clip needs about 35.2 GB but 12.1 GB are free: lower Resolution or Duration, \
+             use Preview quality, or close other programs."
+        );
+        assert_eq!(
+            check(&plan, &free(12_100_000_000, None, " on GPU 0")).unwrap_err(),
+            "This clip needs about 35.2 GB but 12.1 GB are free on GPU 0: lower Resolution or \
+             Duration, use Preview quality, or close other programs."
+        );
+        let limited = check(&plan, &free(80_000_000_000, Some(1_000_000), "")).unwrap_err();
+        assert!(
+            limited.starts_with(
+                "This clip needs about 35.2 GB but GENCLIP_MEMORY_BUDGET_MB allows 1 MB:"
+            ),
+            "{limited}"
+        );
+        assert_eq!(check(&plan, &free(40_000_000_000, None, "")), Ok(()));
+        let unknown = Budget {
+            free: None,
+            limit: None,
+            place: String::new(),
+        };
+        assert_eq!(check(&plan, &unknown), Ok(()));
+        assert_eq!(describe_bytes(512_300_000), "512 MB");
+        assert_eq!(describe_bytes(10), "1 MB");
+    }
+
+    #[test]
+    fn the_cpu_budget_is_measured_here() {
+        let budget = Budget::measure(&Device::Cpu, 1000);
+        if let Some(free) = budget.free {
+            assert!(free > 1000, "{budget:?}");
+        }
+    }
+}
