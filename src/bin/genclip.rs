@@ -29,8 +29,11 @@ genclip: the GenClip headless OpenFX host
 
 usage:
   genclip bundle   [--out DIR] [--library FILE] [--engine FILE]
+                   [--cuda-engine FILE | --no-cuda] [--cuda-libs DIR]
       Assemble DIR/GenClip.ofx.bundle (default DIR: target/bundle) from the plugin library
-      and the genclip-engine program built next to this executable.
+      and the genclip-engine program built next to this executable, and the GPU engine
+      genclip-engine-cuda when it is there too (tools/build_cuda_engine.sh; docs/gpu.md).
+      --cuda-libs DIR copies the CUDA libraries it needs from DIR into the bundle.
   genclip describe [BUNDLE]
       Load the bundle through the OpenFX ABI and print its contexts and parameters.
   genclip render   --out DIR [--bundle BUNDLE] [options]
@@ -89,7 +92,14 @@ fn exe_dir() -> Result<PathBuf, String> {
 }
 
 fn cmd_bundle(flags: &Flags) -> Result<(), String> {
-    flags.check_known(&["out", "library", "engine"])?;
+    flags.check_known(&[
+        "out",
+        "library",
+        "engine",
+        "cuda-engine",
+        "no-cuda",
+        "cuda-libs",
+    ])?;
     let dir = exe_dir()?;
     let library = match flags.get("library") {
         Some(p) => PathBuf::from(p),
@@ -107,8 +117,26 @@ fn cmd_bundle(flags: &Flags) -> Result<(), String> {
             .map(|t| t.join("bundle"))
             .unwrap_or_else(|| PathBuf::from("bundle")),
     };
+    let cuda_engine = match (flags.get("cuda-engine"), flags.get("no-cuda").is_some()) {
+        (Some(_), true) => return Err("--cuda-engine and --no-cuda contradict each other".into()),
+        (Some(p), false) => Some(PathBuf::from(p)),
+        (None, true) => None,
+        (None, false) => Some(dir.join(genclip::client::CUDA_ENGINE_FILE)).filter(|p| p.is_file()),
+    };
+    let cuda_libs = flags.get("cuda-libs").map(PathBuf::from);
+    if cuda_libs.is_some() && cuda_engine.is_none() {
+        return Err("--cuda-libs needs a GPU engine (build it with tools/build_cuda_engine.sh, or name it with --cuda-engine)".into());
+    }
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let path = bundle::assemble(&library, &engine, &out).map_err(|e| e.to_string())?;
+    let cuda = cuda_engine.as_deref().map(|program| bundle::CudaEngine {
+        program,
+        libraries: cuda_libs.as_deref(),
+    });
+    let path = bundle::assemble_with(&library, &engine, cuda, &out).map_err(|e| e.to_string())?;
+    match &cuda_engine {
+        Some(p) => eprintln!("genclip: with the GPU engine {}", p.display()),
+        None => eprintln!("genclip: CPU engine only (no genclip-engine-cuda)"),
+    }
     println!("{}", path.display());
     Ok(())
 }
