@@ -13,6 +13,7 @@ use super::settings::Settings;
 use super::PLUGIN_VERSION;
 use crate::cache::CacheKey;
 use crate::client::protocol::{CacheTarget, ClipRequest, ContextWindows, Sampler};
+use crate::client::DeviceChoice;
 use crate::ofx::OfxError;
 use crate::timeline::plan::{
     ClipPlan, HostClip, ModelSpec, PlanError, Rate, RateMode, SizeChoice, TimeMap, Window,
@@ -105,6 +106,9 @@ pub struct PlannedClip {
     pub request: ClipRequest,
     /// The cache entry the engine writes and render reads (`request.output.key` in hex).
     pub key: CacheKey,
+    /// Where the user wants it computed (the cache key of a GPU-made clip differs: see
+    /// `client::ComputeClass`).
+    pub device: DeviceChoice,
     pub preview: bool,
     /// Sentences worth showing beside the result (e.g. frames generated past the clip).
     pub notes: Vec<String>,
@@ -327,6 +331,7 @@ pub fn plan_clip(
         plan,
         request,
         key,
+        device: settings.device,
         preview: settings.preview,
         notes,
     })

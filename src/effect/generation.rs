@@ -13,7 +13,7 @@
 
 use crate::cache::{CacheConfig, CacheError, CacheKey, Clip, FrameCache};
 use crate::client::protocol::ClipRequest;
-use crate::client::{Engine, JobState};
+use crate::client::{DeviceChoice, Engines, JobState};
 use once_cell::sync::Lazy;
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
@@ -54,11 +54,25 @@ pub struct Generation {
     /// gave up.
     waiters: AtomicUsize,
     abort: AtomicBool,
+    /// What the engine choice said (e.g. the GPU engine could not start: on the CPU).
+    notice: Mutex<Option<String>>,
+    /// The cache key the clip was written under (another than asked for after a fall-back).
+    stored_under: Mutex<Option<CacheKey>>,
 }
 
 impl Generation {
     pub fn state(&self) -> GenerationState {
         self.state.lock().clone()
+    }
+
+    /// A sentence about where the clip was computed, when it was not where the user asked.
+    pub fn notice(&self) -> Option<String> {
+        self.notice.lock().clone()
+    }
+
+    /// The cache key of the finished clip.
+    pub fn stored_under(&self) -> Option<CacheKey> {
+        *self.stored_under.lock()
     }
 
     fn set(&self, state: GenerationState) {
@@ -156,6 +170,7 @@ impl Generations {
         &self,
         key: CacheKey,
         request: ClipRequest,
+        device: DeviceChoice,
         retry_failed: bool,
     ) -> Arc<Generation> {
         let mut clips = self.clips.lock();
@@ -177,6 +192,8 @@ impl Generations {
             changed: Condvar::new(),
             waiters: AtomicUsize::new(0),
             abort: AtomicBool::new(false),
+            notice: Mutex::new(None),
+            stored_under: Mutex::new(None),
         });
         clips.insert(key, generation.clone());
         drop(clips);
@@ -189,6 +206,7 @@ impl Generations {
         };
         // A clip already in the cache (an undo back to it) is ready in this very action.
         if let Ok(Some(clip)) = cache.get(&key) {
+            *generation.stored_under.lock() = Some(key);
             generation.set(GenerationState::Ready(clip));
             return generation;
         }
@@ -198,7 +216,7 @@ impl Generations {
             .spawn(move || {
                 // Nothing may unwind out of a thread inside the host's process.
                 let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(&cache, &key, request, &g)
+                    run(&cache, &key, request, device, &g)
                 }))
                 .unwrap_or_else(|_| {
                     GenerationState::Failed(
@@ -221,12 +239,16 @@ fn run(
     cache: &FrameCache,
     key: &CacheKey,
     request: ClipRequest,
+    device: DeviceChoice,
     g: &Generation,
 ) -> GenerationState {
     let mut aborted = false;
+    // A GPU engine that cannot start sends the job to the CPU engine, which writes the clip
+    // under the CPU's key: where the clip really is.
+    let mut written_under: Option<CacheKey> = None;
     let result = cache.get_or_fill(key, || {
         g.set(GenerationState::Running { fraction: 0.0 });
-        let job = Engine::global().submit(request);
+        let job = Engines::global().submit(device, request);
         let end = job.wait(&mut |state| {
             if let JobState::Running { fraction, .. } = state {
                 g.set(GenerationState::Running {
@@ -235,7 +257,12 @@ fn run(
             }
             !g.abort.load(Ordering::SeqCst)
         });
+        *g.notice.lock() = job.notice();
         match end {
+            JobState::Done if job.key() != key.to_hex() => {
+                written_under = CacheKey::from_hex(job.key());
+                Ok(())
+            }
             JobState::Done => Ok(()),
             JobState::Aborted => {
                 aborted = true;
@@ -247,9 +274,21 @@ fn run(
             )),
         }
     });
-    match result {
-        Ok(clip) => GenerationState::Ready(clip),
-        Err(_) if aborted => GenerationState::Aborted,
-        Err(e) => GenerationState::Failed(e.to_string()),
+    match (result, written_under) {
+        (Ok(clip), _) => {
+            *g.stored_under.lock() = Some(*key);
+            GenerationState::Ready(clip)
+        }
+        (Err(_), Some(elsewhere)) => match cache.get(&elsewhere) {
+            Ok(Some(clip)) => {
+                *g.stored_under.lock() = Some(elsewhere);
+                GenerationState::Ready(clip)
+            }
+            _ => GenerationState::Failed(format!(
+                "The clip the engine made is missing from the frame cache under {elsewhere}; render again."
+            )),
+        },
+        (Err(_), None) if aborted => GenerationState::Aborted,
+        (Err(e), None) => GenerationState::Failed(e.to_string()),
     }
 }

@@ -14,6 +14,7 @@ use super::params::{self, names, Kind, PARAMS};
 use super::settings::Settings;
 use super::Context;
 use crate::cache::CacheKey;
+use crate::client::Engines;
 use crate::ofx::bindings::*;
 use crate::ofx::image_effect::Effect;
 use crate::ofx::message::{self, Severity};
@@ -249,7 +250,8 @@ fn start_generation(
         return Err(problem);
     }
     let planned = plan(effect, inst)?;
-    let generation = Generations::global().start(planned.key, planned.request, retry_failed);
+    let generation =
+        Generations::global().start(planned.key, planned.request, planned.device, retry_failed);
     inst.request(planned.key, generation.clone());
     Ok(generation)
 }
@@ -258,10 +260,17 @@ fn start_generation(
 /// says why there is none.
 pub fn plan(effect: &Effect, inst: &Instance) -> Result<PlannedClip, String> {
     let cache = Generations::global().cache()?;
-    clip::host::plan_instance(effect, inst, cache.disk().root()).map_err(|e| match e {
-        ClipError::Settings(text) => text,
-        host => host.to_string(),
-    })
+    let mut planned =
+        clip::host::plan_instance(effect, inst, cache.disk().root()).map_err(|e| match e {
+            ClipError::Settings(text) => text,
+            host => host.to_string(),
+        })?;
+    // A GPU-made clip is cached under its own key; the request keeps the plan's key, from
+    // which the GPU engine derives it (docs/gpu.md).
+    planned.key = Engines::global()
+        .compute_class(planned.device)
+        .key_for(&planned.key);
+    Ok(planned)
 }
 
 /// After an edit: the clip of the new settings may be cached already (an undo, a setting
@@ -272,7 +281,7 @@ fn settings_edited(effect: &Effect, inst: &Instance, auto_generate: bool) {
     };
     let generations = Generations::global();
     if generations.ready(&planned.key).is_some() || auto_generate {
-        let generation = generations.start(planned.key, planned.request, false);
+        let generation = generations.start(planned.key, planned.request, planned.device, false);
         inst.request(planned.key, generation);
     }
 }
@@ -301,12 +310,14 @@ fn generate_now(effect: &Effect, inst: &Instance, time: f64) {
 /// Status, and change the secret *shownClip* parameter so that the host renders the frames
 /// again instead of serving the slate it cached (docs/rendering.md).
 pub fn show_ready(inst: &Instance) {
-    let (key, state) = {
+    let (key, state, notice) = {
         let requested = inst.requested.lock();
         let Some(r) = requested.as_ref() else {
             return;
         };
-        (r.key.to_hex(), ClipState::of(&r.generation.state()))
+        let g = &r.generation;
+        let key = g.stored_under().unwrap_or(r.key).to_hex();
+        (key, ClipState::of(&g.state()), g.notice())
     };
     if state == ClipState::Ready {
         let shown = inst.param(names::SHOWN_CLIP);
@@ -317,11 +328,17 @@ pub fn show_ready(inst: &Instance) {
     let changed = {
         let mut current = inst.state.lock();
         let changed = *current != state;
-        *current = state;
+        *current = state.clone();
         changed
     };
     if changed {
-        write_status(inst);
+        let text = match notice {
+            Some(notice) if state == ClipState::Ready => {
+                format!("{} {notice}", status_text(&state))
+            }
+            _ => status_text(&state),
+        };
+        let _ = inst.param(names::STATUS).set_string(&text);
     }
 }
 

@@ -250,14 +250,15 @@ fn what_to_show(
         if !wanted {
             return Ok(Some(Shown::Slate(ClipState::NotGenerated)));
         }
-        let generation = generations.start(planned.key, planned.request.clone(), false);
+        let generation =
+            generations.start(planned.key, planned.request.clone(), planned.device, false);
         inst.request(planned.key, generation.clone());
         return Ok(Some(match generation.state() {
             GenerationState::Ready(clip) => Shown::Clip(clip, Box::new(planned)),
             other => Shown::Slate(ClipState::of(&other)),
         }));
     }
-    let generation = generations.start(planned.key, planned.request.clone(), true);
+    let generation = generations.start(planned.key, planned.request.clone(), planned.device, true);
     inst.request(planned.key, generation.clone());
     match wait_with_progress(effect, &generation) {
         GenerationState::Ready(clip) => Ok(Some(Shown::Clip(clip, Box::new(planned)))),
