@@ -15,6 +15,6 @@ pub mod engine;
 pub mod frame_files;
 pub mod host;
 pub mod models;
-pub mod provenance;
 pub mod ofx;
+pub mod provenance;
 pub mod timeline;
