@@ -322,21 +322,12 @@ fn work(shared: &Shared, mut runner: Runner, idle_timeout: Duration) -> Exit {
 
 #[cfg(test)]
 mod tests {
+    use super::outbox::Sink;
     use super::*;
     use std::io::Cursor;
 
     /// Serves `input` (lines) inside this process; returns the exit and what was written.
     fn serve_lines(input: &str, idle: Duration) -> (Result<Exit, String>, Vec<FromEngine>) {
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let out = Arc::new(Mutex::new(Vec::new()));
         let options = ServeOptions {
             idle_timeout: idle,
@@ -387,16 +378,6 @@ mod tests {
     #[test]
     fn a_gpu_this_build_cannot_use_is_refused_at_hello() {
         let out = Arc::new(Mutex::new(Vec::new()));
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let options = ServeOptions {
             device: DeviceChoice::Gpu(1),
             exit_after_input_closes: None,

@@ -35,20 +35,25 @@ impl Outbox {
     }
 }
 
+/// For tests: a writer whose bytes the test keeps.
+#[cfg(test)]
+pub(crate) struct Sink(pub Arc<Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 impl Outbox {
     /// An outbox that keeps what is sent, for tests.
     pub fn capture() -> Outbox {
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let mut outbox = Outbox::new(Box::new(Sink(buffer.clone())));
         outbox.captured = Some(buffer);
