@@ -18,6 +18,7 @@
 use candle_core::{Device, Tensor, D};
 use genclip::engine::bench::{memory, reset_peak};
 use genclip::models::attention::attention;
+use genclip::models::torch_rng::TorchGenerator;
 use std::process::Command;
 
 /// Set in the child process: `blocked` measures `attention`, `naive` the full-matrix version.
@@ -28,19 +29,11 @@ const HEAD_DIM: usize = 64;
 /// Half of the full score matrix (1 GiB): see the module comment.
 const BOUND: u64 = (HEADS * TOKENS * TOKENS * 4 / 2) as u64;
 
-/// Fixed pseudo-random values in [-1, 1) (xorshift; no RNG dependency).
+/// Fixed pseudo-random normal values (torch's CPU generator, as the engine draws noise).
 fn random(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let values: Vec<f32> = (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(values, shape.to_vec(), &Device::Cpu).unwrap()
+    TorchGenerator::manual_seed(seed)
+        .randn_tensor(shape, &Device::Cpu)
+        .unwrap()
 }
 
 /// Softmax over the whole score matrix at once: what the bound is there to rule out.

@@ -216,20 +216,13 @@ impl CustomOp3 for FusedAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::torch_rng::TorchGenerator;
     use candle_core::Device;
 
     fn random(shape: (usize, usize, usize, usize), seed: u64) -> Tensor {
-        let n = shape.0 * shape.1 * shape.2 * shape.3;
-        let mut state = seed;
-        let data: Vec<f32> = (0..n)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-            })
-            .collect();
-        Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+        TorchGenerator::manual_seed(seed)
+            .randn_tensor(&[shape.0, shape.1, shape.2, shape.3], &Device::Cpu)
+            .unwrap()
     }
 
     /// Softmax attention in f64, one score at a time.

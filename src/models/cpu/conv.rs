@@ -291,20 +291,13 @@ impl Tile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::torch_rng::TorchGenerator;
     use candle_core::Device;
 
     fn random(shape: &[usize], seed: u64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let mut state = seed;
-        let data: Vec<f32> = (0..n)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+        TorchGenerator::manual_seed(seed)
+            .randn_tensor(shape, &Device::Cpu)
+            .unwrap()
     }
 
     /// The textbook convolution, in f64.

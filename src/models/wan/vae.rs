@@ -513,22 +513,14 @@ impl WanVaeDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::torch_rng::TorchGenerator;
     use candle_core::{DType, Device};
     use std::collections::HashMap;
 
     fn random(shape: &[usize], seed: u64) -> Tensor {
-        // A fixed pseudo-random fill (no RNG dependency): values in [-1, 1).
-        let n: usize = shape.iter().product();
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let values: Vec<f32> = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(values, shape.to_vec(), &Device::Cpu).unwrap()
+        TorchGenerator::manual_seed(seed)
+            .randn_tensor(shape, &Device::Cpu)
+            .unwrap()
     }
 
     fn conv(
