@@ -469,11 +469,6 @@ impl Engines {
         &self.cpu
     }
 
-    /// The GPU engine program requests may go to.
-    pub fn cuda_program(&self) -> Option<&PathBuf> {
-        self.cuda_program.as_ref()
-    }
-
     /// Which kind of engine a request with this choice is expected to run on, without
     /// starting anything: the GPU when the GPU engine is installed and has not failed in this
     /// process. A GPU engine that then fails to start sends the request to the CPU: the

@@ -158,11 +158,6 @@ impl Generations {
         self.cache().ok()?.get(key).ok().flatten()
     }
 
-    /// The generation of `key` in this process, if one was started (and is not forgotten).
-    pub fn find(&self, key: &CacheKey) -> Option<Arc<Generation>> {
-        self.clips.lock().get(key).cloned()
-    }
-
     /// Starts the generation of `request` under `key`, or joins the one under way. A failed
     /// generation is started again only when `retry_failed` (a final render, the *Generate*
     /// button), so interactive renders do not hammer a broken model folder.
