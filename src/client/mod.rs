@@ -28,6 +28,7 @@ pub use engine::{Engine, EngineConfig, Engines, CUDA_START_TIMEOUT, DEFAULT_STAR
 pub use job::{overall_fraction, Job, JobState, TICK};
 pub use program::{
     cuda_engine_program, engine_program, plugin_binary, ComputeClass, DeviceChoice,
-    CUDA_ENGINE_ENV, CUDA_ENGINE_FILE, ENGINE_ENV, ENGINE_FILE,
+    TextEncoderDevice, CUDA_ENGINE_ENV, CUDA_ENGINE_FILE, ENGINE_ENV, ENGINE_FILE,
+    TEXT_ENCODER_ENV,
 };
 pub use protocol::Stage;

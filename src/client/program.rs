@@ -112,19 +112,80 @@ impl ComputeClass {
     /// The cache key of a clip computed by this class, from the key `plan_clip` gives it
     /// (`clip_key`). The CPU's is that key itself, so every key made before GPU engines
     /// existed still names the same CPU-made clip; the GPU's is derived from it.
+    ///
+    /// The text encoder's device is [`TEXT_ENCODER_ENV`]'s, which the engine reads too.
     pub fn key_for(self, planned: &CacheKey) -> CacheKey {
+        self.key_with_text_encoder(planned, TextEncoderDevice::from_env())
+    }
+
+    /// [`ComputeClass::key_for`] with the text encoder on `text_encoder`.
+    pub fn key_with_text_encoder(
+        self,
+        planned: &CacheKey,
+        text_encoder: TextEncoderDevice,
+    ) -> CacheKey {
         match self {
             ComputeClass::Cpu => *planned,
-            ComputeClass::Cuda => CacheKey::builder("genclip-clip-compute")
-                .bytes("clip", &planned.0)
-                .str("compute", self.name())
-                .finish(),
+            ComputeClass::Cuda => {
+                let key = CacheKey::builder("genclip-clip-compute")
+                    .bytes("clip", &planned.0)
+                    .str("compute", self.name());
+                // The encoder's embeddings differ by device: say so, leaving the default's
+                // keys as they were.
+                match text_encoder {
+                    TextEncoderDevice::WithModel => key,
+                    TextEncoderDevice::Cpu => key.str("text-encoder", "cpu"),
+                }
+                .finish()
+            }
         }
     }
 
     /// [`ComputeClass::key_for`] on a key in hex; `None` if it is not a key.
     pub fn key_hex_for(self, planned: &str) -> Option<String> {
         CacheKey::from_hex(planned).map(|k| self.key_for(&k).to_hex())
+    }
+}
+
+/// Names where the text encoder runs: `cpu`, or `auto` (the default: with the model).
+pub const TEXT_ENCODER_ENV: &str = "GENCLIP_TEXT_ENCODER";
+
+/// Where the umT5 text encoder runs. On a GPU engine it otherwise takes 13.5 GB of GPU
+/// memory while it encodes; on the CPU it takes that much host memory instead, and seconds
+/// more per new prompt (docs/gpu.md). The CPU engine runs everything on the CPU anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextEncoderDevice {
+    /// On the device the transformer runs on.
+    WithModel,
+    Cpu,
+}
+
+impl TextEncoderDevice {
+    /// `auto` or `cpu` (`--text-encoder`, [`TEXT_ENCODER_ENV`]); empty is `auto`.
+    pub fn parse(text: &str) -> Result<TextEncoderDevice, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(TextEncoderDevice::WithModel),
+            "cpu" => Ok(TextEncoderDevice::Cpu),
+            other => Err(format!(
+                "the text encoder's device {other:?} is not one of auto, cpu"
+            )),
+        }
+    }
+
+    /// [`TEXT_ENCODER_ENV`]'s choice; unset or unreadable is `auto` (the engine says so when
+    /// it starts).
+    pub fn from_env() -> TextEncoderDevice {
+        std::env::var(TEXT_ENCODER_ENV)
+            .ok()
+            .and_then(|v| TextEncoderDevice::parse(&v).ok())
+            .unwrap_or(TextEncoderDevice::WithModel)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TextEncoderDevice::WithModel => "auto",
+            TextEncoderDevice::Cpu => "cpu",
+        }
     }
 }
 
@@ -249,6 +310,31 @@ mod tests {
         assert_eq!(DeviceChoice::from_param(1), DeviceChoice::Cpu);
         assert_eq!(DeviceChoice::from_param(3), DeviceChoice::Gpu(1));
         assert_eq!(DeviceChoice::from_param(99), DeviceChoice::Auto);
+    }
+
+    #[test]
+    fn the_text_encoder_on_the_cpu_gets_gpu_clips_their_own_key() {
+        for (text, choice) in [
+            ("", TextEncoderDevice::WithModel),
+            ("auto", TextEncoderDevice::WithModel),
+            (" CPU ", TextEncoderDevice::Cpu),
+        ] {
+            assert_eq!(TextEncoderDevice::parse(text), Ok(choice), "{text:?}");
+            assert_eq!(TextEncoderDevice::parse(choice.name()), Ok(choice));
+        }
+        assert!(TextEncoderDevice::parse("gpu").is_err());
+        let planned = CacheKey::builder("t").str("a", "b").finish();
+        let with_model = TextEncoderDevice::WithModel;
+        let on_cpu = TextEncoderDevice::Cpu;
+        // The CPU engine runs the encoder on the CPU whatever the choice.
+        assert_eq!(
+            ComputeClass::Cpu.key_with_text_encoder(&planned, on_cpu),
+            planned
+        );
+        let gpu = ComputeClass::Cuda.key_with_text_encoder(&planned, with_model);
+        let gpu_text_on_cpu = ComputeClass::Cuda.key_with_text_encoder(&planned, on_cpu);
+        assert_ne!(gpu_text_on_cpu, gpu);
+        assert_ne!(gpu_text_on_cpu, planned);
     }
 
     #[test]

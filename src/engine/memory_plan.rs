@@ -4,13 +4,13 @@
 //!
 //! The estimate ([`estimate`]) follows what the engine holds, stage by stage:
 //!
-//! - **weights**: every weight the pipeline loads (transformer, text encoder, VAE decoder),
-//!   counted from the safetensors headers and converted to the dtype each runs in (the VAE in
-//!   f32 on the CPU). They stay resident for the whole job (the text encoder too: the pipeline
-//!   keeps it loaded, on the GPU as well).
+//! - **weights**: every weight the pipeline loads (transformer and VAE decoder, the text
+//!   encoder apart), counted from the safetensors headers and converted to the dtype each runs
+//!   in (the VAE in f32 on the CPU).
 //! - **runtime**: what the process needs besides (allocator, tokenizer, cuBLAS workspaces).
-//! - then the largest of the transient stages, times [`SAFETY`], plus the latents:
-//!   - the text encoder's pass over at most 512 tokens;
+//! - the transient stages, times [`SAFETY`]:
+//!   - the text encoder's pass over at most 512 tokens (with its weights, beside the
+//!     transformer's or alone);
 //!   - one transformer step: hidden states, q/k/v and projections (about ten buffers of
 //!     tokens × width, two of them in f32 for the layer norms), the FFN's two buffers of
 //!     tokens × ffn width, at batch 2 when guiding, and the attention's score blocks
@@ -22,6 +22,13 @@
 //!     keep each convolution's input alive, and the allocator keeps freed blocks); on CUDA
 //!     20 such buffers plus candle's im2col of the widest full-resolution convolution (9 ×
 //!     its input); and the decoded frames, kept until the end in several forms.
+//!
+//! A job has two phases: encoding the prompts (only those not in the embedding cache), then
+//! denoising and decoding with the latents alive. [`MemoryPlan::peak`] is the larger of the
+//! two for a [`Residency`] (which weights are loaded in each), and [`choose`] takes the
+//! first residency, from most memory to least, that fits: everything kept (the CPU only),
+//! the text encoder loaded only to encode, or the transformer dropped while it does. None
+//! changes a number of the clip; the last costs a reload.
 //!
 //! The budget ([`Budget::measure`]) is the memory free now plus what the engine already holds
 //! for a loaded model (it is reused or dropped before the next load): `MemAvailable` of
@@ -195,17 +202,93 @@ impl JobShape {
     }
 }
 
-/// A job's estimated memory, in bytes.
+/// A job's estimated memory, in bytes: what stays loaded, and each stage's transient part.
+/// [`MemoryPlan::peak`] adds them up for a [`Residency`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoryPlan {
-    pub weights: u64,
+    /// The transformer's and the VAE decoder's weights.
+    pub denoiser_weights: u64,
+    /// The text encoder's weights (in the compute dtype, wherever it runs).
+    pub text_encoder_weights: u64,
     pub runtime: u64,
     pub latents: u64,
+    /// The text encoder's pass over 512 tokens.
     pub text_encoder: u64,
     pub transformer_step: u64,
     pub vae_decode: u64,
-    /// runtime + weights + SAFETY × (latents + the largest stage).
-    pub total: u64,
+}
+
+/// How the weights share memory during a job, from most to least memory: the engine picks the
+/// first that fits ([`choose`]). None changes a single number of the clip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Residency {
+    /// Everything loaded for the whole job and kept for the next one: a new prompt costs no
+    /// load. Only on the CPU; on a GPU the text encoder never stays.
+    Resident,
+    /// The text encoder loaded only while it encodes, beside the transformer and the VAE,
+    /// and dropped before denoising.
+    TextEncoderWhileEncoding,
+    /// The transformer and the VAE dropped while the text encoder runs and loaded again after
+    /// it: the least memory, for the time of a reload (seconds, from the page cache).
+    TextEncoderAlone,
+}
+
+impl Residency {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Residency::Resident => "everything stays loaded",
+            Residency::TextEncoderWhileEncoding => "the text encoder is loaded only to encode",
+            Residency::TextEncoderAlone => {
+                "the text encoder runs alone, the transformer is loaded after it"
+            }
+        }
+    }
+}
+
+/// A job's text work, as memory sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextWork {
+    /// Some prompt is not in the embedding cache: the encoder must run.
+    pub encoding: bool,
+    /// The encoder runs on the compute device (else on the CPU beside a GPU engine, where its
+    /// memory is the host's: [`MemoryPlan::text_encoder_on_cpu`]).
+    pub on_compute_device: bool,
+}
+
+impl MemoryPlan {
+    /// The most the job holds at once on the compute device: the larger of the encoding
+    /// phase and the denoise-and-decode phase.
+    pub fn peak(&self, residency: Residency, text: TextWork) -> u64 {
+        let transient = |bytes: u64| (SAFETY * bytes as f64) as u64;
+        let encoder_here = if text.on_compute_device {
+            self.text_encoder_weights
+        } else {
+            0
+        };
+        let encoding = if text.encoding && text.on_compute_device {
+            let beside = match residency {
+                Residency::TextEncoderAlone => 0,
+                _ => self.denoiser_weights,
+            };
+            self.runtime + beside + self.text_encoder_weights + transient(self.text_encoder)
+        } else {
+            0
+        };
+        let kept = match residency {
+            Residency::Resident => encoder_here,
+            _ => 0,
+        };
+        let largest_stage = self.transformer_step.max(self.vae_decode);
+        let generating =
+            self.runtime + self.denoiser_weights + kept + transient(self.latents + largest_stage);
+        encoding.max(generating)
+    }
+
+    /// What the text encoder needs of the host's memory when it runs on the CPU beside a GPU
+    /// engine (loaded only while it encodes).
+    pub fn text_encoder_on_cpu(&self) -> u64 {
+        RUNTIME_CPU + self.text_encoder_weights + (SAFETY * self.text_encoder as f64) as u64
+    }
 }
 
 /// The dtype the VAE runs in (as `Pipeline::load` chooses: f32 on the CPU, whose
@@ -227,8 +310,9 @@ pub fn estimate(
     let s = dtype.size_in_bytes() as f64;
     let vae_dtype = vae_dtype(class, dtype);
     let sv = vae_dtype.size_in_bytes() as f64;
-    let weights = ((model.transformer_weights + model.text_encoder_weights) as f64 * s
-        + model.vae_decoder_weights as f64 * sv) as u64;
+    let denoiser_weights =
+        (model.transformer_weights as f64 * s + model.vae_decoder_weights as f64 * sv) as u64;
+    let text_encoder_weights = (model.text_encoder_weights as f64 * s) as u64;
 
     let vae = &model.vae;
     let (ts, ss) = (vae.temporal_scale.max(1), vae.spatial_scale.max(1));
@@ -291,16 +375,14 @@ pub fn estimate(
         ComputeClass::Cpu => RUNTIME_CPU,
         ComputeClass::Cuda => RUNTIME_CUDA,
     };
-    let transient = latents + text_encoder.max(transformer_step).max(vae_decode);
-    let total = runtime + weights + (SAFETY * transient) as u64;
     MemoryPlan {
-        weights,
+        denoiser_weights,
+        text_encoder_weights,
         runtime,
         latents: latents as u64,
         text_encoder: text_encoder as u64,
         transformer_step: transformer_step as u64,
         vae_decode: vae_decode as u64,
-        total,
     }
 }
 
@@ -400,13 +482,49 @@ pub fn describe_bytes(bytes: u64) -> String {
     }
 }
 
-/// `Err(sentence)` when `plan` needs more than `budget` allows; `Ok` when it fits or the
-/// budget is unknown.
-pub fn check(plan: &MemoryPlan, budget: &Budget) -> Result<(), String> {
+/// The residency for a job: the first, from most memory to least, whose peak fits `budget`
+/// (on a GPU the text encoder never stays loaded), or `Err(sentence)` when even the least does
+/// not fit. An unknown budget gets the first.
+pub fn choose(
+    plan: &MemoryPlan,
+    text: TextWork,
+    class: ComputeClass,
+    budget: &Budget,
+) -> Result<Residency, String> {
+    let candidates: &[Residency] = match class {
+        ComputeClass::Cpu => &[
+            Residency::Resident,
+            Residency::TextEncoderWhileEncoding,
+            Residency::TextEncoderAlone,
+        ],
+        ComputeClass::Cuda => &[
+            Residency::TextEncoderWhileEncoding,
+            Residency::TextEncoderAlone,
+        ],
+    };
+    if let Some(residency) = candidates
+        .iter()
+        .copied()
+        .find(|&r| fits(plan.peak(r, text), budget, "", "").is_ok())
+    {
+        return Ok(residency);
+    }
+    let least = *candidates.last().expect("at least one candidate");
+    fits(plan.peak(least, text), budget, "This clip", CLIP_ADVICE).map(|()| least)
+}
+
+/// What the sentence of a clip over budget advises.
+pub const CLIP_ADVICE: &str =
+    "lower Resolution or Duration, use Preview quality, or close other programs";
+
+/// `Err(sentence)` when `needed` bytes are more than `budget` allows (`subject` starts the
+/// sentence: "This clip", "The text encoder on the CPU"; `advice` ends it); `Ok` when they
+/// fit or the budget is unknown.
+pub fn fits(needed: u64, budget: &Budget, subject: &str, advice: &str) -> Result<(), String> {
     let Some(available) = budget.bytes() else {
         return Ok(());
     };
-    if plan.total <= available {
+    if needed <= available {
         return Ok(());
     }
     let from_env = budget
@@ -418,9 +536,8 @@ pub fn check(plan: &MemoryPlan, budget: &Budget) -> Result<(), String> {
         format!("{} are free{}", describe_bytes(available), budget.place)
     };
     Err(format!(
-        "This clip needs about {} but {why}: lower Resolution or Duration, use Preview quality, \
-         or close other programs.",
-        describe_bytes(plan.total)
+        "{subject} needs about {} but {why}: {advice}.",
+        describe_bytes(needed)
     ))
 }
 
@@ -528,6 +645,11 @@ mod tests {
         covers("text encoder", cpu(&job(384, 256, 17)).text_encoder, 31);
     }
 
+    const ENCODING_HERE: TextWork = TextWork {
+        encoding: true,
+        on_compute_device: true,
+    };
+
     #[test]
     fn the_real_model_on_the_cpu_needs_what_its_weights_and_steps_say() {
         let plan = estimate(
@@ -536,14 +658,41 @@ mod tests {
             ComputeClass::Cpu,
             DType::F32,
         );
-        // 8.15 G parameters in f32, plus the VAE decoder's 73 M.
+        // 1.42 G transformer parameters and the VAE decoder's 73 M in f32; umT5's 6.73 G.
         assert!(
-            (32_800_000_000..33_000_000_000).contains(&plan.weights),
+            (5_900_000_000..6_000_000_000).contains(&plan.denoiser_weights),
             "{plan:?}"
         );
+        assert_eq!(plan.text_encoder_weights, 26_924_236_800);
         // 32,760 tokens at batch 2: the hidden states and the FFN's buffers are 9 GB.
         assert!(plan.transformer_step > 9_000_000_000, "{plan:?}");
-        assert!(plan.total > 45_000_000_000, "{plan:?}");
+        let resident = plan.peak(Residency::Resident, ENCODING_HERE);
+        assert!(resident > 45_000_000_000, "{plan:?}");
+        // Dropping the encoder after encoding takes its 26.9 GB off the denoising phase;
+        // the encoding phase (encoder beside the transformer) is then the peak.
+        let while_encoding = plan.peak(Residency::TextEncoderWhileEncoding, ENCODING_HERE);
+        let encoding_phase = plan.runtime
+            + plan.denoiser_weights
+            + plan.text_encoder_weights
+            + (SAFETY * plan.text_encoder as f64) as u64;
+        let generating_phase = resident - plan.text_encoder_weights;
+        assert_eq!(while_encoding, encoding_phase.max(generating_phase));
+        assert!(while_encoding + 20_000_000_000 < resident, "{plan:?}");
+        // Alone, the encoder phase loses the transformer's 6 GB, and generating is the peak.
+        let alone = plan.peak(Residency::TextEncoderAlone, ENCODING_HERE);
+        assert_eq!(
+            alone,
+            generating_phase.max(encoding_phase - plan.denoiser_weights)
+        );
+        // With every prompt cached no encoder runs: only generating counts.
+        let cached = TextWork {
+            encoding: false,
+            on_compute_device: true,
+        };
+        assert_eq!(
+            plan.peak(Residency::TextEncoderWhileEncoding, cached),
+            generating_phase
+        );
         // Without guidance the step halves.
         let unguided = estimate(
             &wan_1_3b(),
@@ -562,11 +711,11 @@ mod tests {
             ComputeClass::Cuda,
             DType::BF16,
         );
+        assert_eq!(gpu.text_encoder_weights * 2, plan.text_encoder_weights);
         assert!(
-            (16_400_000_000..16_500_000_000).contains(&gpu.weights),
+            (2_900_000_000..3_000_000_000).contains(&gpu.denoiser_weights),
             "{gpu:?}"
         );
-        assert!(gpu.total < plan.total, "{gpu:?}");
         // Off the CPU the attention's score blocks count: 2 × 12 heads × 1024 × 32,760 × 10 B.
         assert!(gpu.transformer_step > 12_000_000_000, "{gpu:?}");
     }
@@ -605,54 +754,120 @@ mod tests {
         assert!(shape.vae_decoder_weights > 0);
         assert!(shape.vae_decoder_weights < vae_file_elements);
         let plan = estimate(&shape, &job(48, 32, 9), ComputeClass::Cpu, DType::F32);
+        let peak = plan.peak(Residency::Resident, ENCODING_HERE);
         assert!(
-            plan.total > plan.weights && plan.total < 200_000_000,
+            peak > plan.denoiser_weights + plan.text_encoder_weights && peak < 200_000_000,
             "{plan:?}"
         );
     }
 
-    #[test]
-    fn over_budget_is_one_sentence_that_says_what_to_do() {
-        let plan = MemoryPlan {
-            weights: 0,
-            runtime: 0,
-            latents: 0,
-            text_encoder: 0,
-            transformer_step: 0,
-            vae_decode: 0,
-            total: 35_200_000_000,
-        };
-        let free = |free: u64, limit: Option<u64>, place: &str| Budget {
+    fn budget(free: u64, limit: Option<u64>, place: &str) -> Budget {
+        Budget {
             free: Some(free),
             limit,
             place: place.into(),
-        };
+        }
+    }
+
+    #[test]
+    fn over_budget_is_one_sentence_that_says_what_to_do() {
+        let clip = |needed: u64, budget: &Budget| fits(needed, budget, "This clip", CLIP_ADVICE);
         assert_eq!(
-            check(&plan, &free(12_100_000_000, None, "")).unwrap_err(),
+            clip(35_200_000_000, &budget(12_100_000_000, None, "")).unwrap_err(),
             "This clip needs about 35.2 GB but 12.1 GB are free: lower Resolution or Duration, \
              use Preview quality, or close other programs."
         );
         assert_eq!(
-            check(&plan, &free(12_100_000_000, None, " on GPU 0")).unwrap_err(),
+            clip(35_200_000_000, &budget(12_100_000_000, None, " on GPU 0")).unwrap_err(),
             "This clip needs about 35.2 GB but 12.1 GB are free on GPU 0: lower Resolution or \
              Duration, use Preview quality, or close other programs."
         );
-        let limited = check(&plan, &free(80_000_000_000, Some(1_000_000), "")).unwrap_err();
+        let limited =
+            clip(35_200_000_000, &budget(80_000_000_000, Some(1_000_000), "")).unwrap_err();
         assert!(
             limited.starts_with(
                 "This clip needs about 35.2 GB but GENCLIP_MEMORY_BUDGET_MB allows 1 MB:"
             ),
             "{limited}"
         );
-        assert_eq!(check(&plan, &free(40_000_000_000, None, "")), Ok(()));
+        assert_eq!(
+            clip(35_200_000_000, &budget(40_000_000_000, None, "")),
+            Ok(())
+        );
         let unknown = Budget {
             free: None,
             limit: None,
             place: String::new(),
         };
-        assert_eq!(check(&plan, &unknown), Ok(()));
+        assert_eq!(clip(35_200_000_000, &unknown), Ok(()));
         assert_eq!(describe_bytes(512_300_000), "512 MB");
         assert_eq!(describe_bytes(10), "1 MB");
+    }
+
+    /// A plan whose phases are round numbers (GB): weights 6 + 27, encoder pass 1, largest
+    /// stage 10 (so generating holds 6 + 1.5 × 10 = 21 without the encoder).
+    fn round_plan() -> MemoryPlan {
+        MemoryPlan {
+            denoiser_weights: 6_000_000_000,
+            text_encoder_weights: 27_000_000_000,
+            runtime: 0,
+            latents: 0,
+            text_encoder: 1_000_000_000,
+            transformer_step: 10_000_000_000,
+            vae_decode: 2_000_000_000,
+        }
+    }
+
+    #[test]
+    fn the_engine_keeps_what_fits_and_drops_the_encoder_when_it_must() {
+        let plan = round_plan();
+        let gb = |n: f64| budget((n * 1e9) as u64, None, "");
+        let choose_cpu = |free: f64| choose(&plan, ENCODING_HERE, ComputeClass::Cpu, &gb(free));
+        // Resident: 6 + 27 + 15 = 48; beside: 6 + 27 + 1.5 = 34.5; alone: max(28.5, 21).
+        assert_eq!(choose_cpu(64.0), Ok(Residency::Resident));
+        assert_eq!(choose_cpu(40.0), Ok(Residency::TextEncoderWhileEncoding));
+        assert_eq!(choose_cpu(30.0), Ok(Residency::TextEncoderAlone));
+        assert_eq!(
+            choose_cpu(20.0).unwrap_err(),
+            "This clip needs about 28.5 GB but 20.0 GB are free: lower Resolution or Duration, \
+             use Preview quality, or close other programs."
+        );
+        // On a GPU the encoder never stays.
+        assert_eq!(
+            choose(&plan, ENCODING_HERE, ComputeClass::Cuda, &gb(200.0)),
+            Ok(Residency::TextEncoderWhileEncoding)
+        );
+        // Every prompt cached: no encoding phase, 21 GB is enough without dropping anything
+        // but the encoder.
+        let cached = TextWork {
+            encoding: false,
+            on_compute_device: true,
+        };
+        assert_eq!(
+            choose(&plan, cached, ComputeClass::Cpu, &gb(22.0)),
+            Ok(Residency::TextEncoderWhileEncoding)
+        );
+        // The encoder on the CPU beside a GPU engine: the GPU holds only the generating phase,
+        // the host the encoder while it encodes.
+        let on_cpu = TextWork {
+            encoding: true,
+            on_compute_device: false,
+        };
+        assert_eq!(
+            choose(&plan, on_cpu, ComputeClass::Cuda, &gb(22.0)),
+            Ok(Residency::TextEncoderWhileEncoding)
+        );
+        assert_eq!(plan.text_encoder_on_cpu(), RUNTIME_CPU + 28_500_000_000);
+        // Unknown budget: the first choice of each class.
+        let unknown = Budget {
+            free: None,
+            limit: None,
+            place: String::new(),
+        };
+        assert_eq!(
+            choose(&plan, ENCODING_HERE, ComputeClass::Cpu, &unknown),
+            Ok(Residency::Resident)
+        );
     }
 
     #[test]

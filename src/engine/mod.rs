@@ -5,6 +5,7 @@ pub mod bench;
 pub mod conditioning;
 pub mod memory_plan;
 pub mod pipeline;
+pub mod prompt_encoder;
 pub mod sampler;
 pub mod server;
 pub mod text_cache;

@@ -11,15 +11,14 @@
 //! exactly [`Pipeline::generate`].
 
 use super::conditioning::PromptWeights;
+use super::prompt_encoder::PromptEncoder;
+pub use super::prompt_encoder::MAX_SEQUENCE_LENGTH;
 use super::sampler;
-use super::text_cache::{TextEmbeddingCache, TEXT_CACHE_ENTRIES};
 use super::windows::LatentWindows;
 use crate::client::protocol::{ClipRequest, Sampler};
 use crate::models::diffusers::ModelFolder;
-use crate::models::prompt::{clean_prompt, PromptTokenizer};
 use crate::models::schedulers::Scheduler;
 use crate::models::torch_rng::TorchGenerator;
-use crate::models::umt5::{self, Umt5Encoder};
 use crate::models::wan::config::{TransformerConfig, VaeConfig};
 use crate::models::wan::transformer::{TextConditioning, WanTransformer};
 use crate::models::wan::vae::WanVaeDecoder;
@@ -27,10 +26,6 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Text tokens the pipeline encodes at most, and the rows the transformer always sees.
-pub const MAX_SEQUENCE_LENGTH: usize = 512;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,29 +83,49 @@ impl From<candle_core::Error> for GenerateError {
 }
 
 pub struct Pipeline {
-    tokenizer: PromptTokenizer,
-    text_encoder: Umt5Encoder,
-    transformer: WanTransformer,
-    vae: WanVaeDecoder,
+    folder: ModelFolder,
+    /// Tokenizer, umT5 encoder (loaded on demand) and the embeddings kept between jobs.
+    text: PromptEncoder,
+    transformer_config: TransformerConfig,
     vae_config: VaeConfig,
     vae_dtype: DType,
+    /// The transformer and the VAE decoder, while loaded.
+    denoiser: Option<Denoiser>,
     /// The model's scheduler, and the config it was built from (other samplers derive theirs).
     scheduler: Scheduler,
     scheduler_config: Value,
-    text_cache: TextEmbeddingCache,
-    /// Text-encoder forward passes so far.
-    text_encoder_runs: AtomicU64,
     device: Device,
     /// The text encoder's and the transformer's dtype.
     dtype: DType,
 }
 
+/// The weights the denoising loop and the decode need, loaded and dropped together.
+struct Denoiser {
+    transformer: WanTransformer,
+    vae: WanVaeDecoder,
+}
+
 impl Pipeline {
-    /// Loads every component of a Diffusers Wan2.1 folder (weights memory-mapped).
+    /// Loads every component of a Diffusers Wan2.1 folder (weights memory-mapped), the text
+    /// encoder beside the rest on `device`.
     pub fn load(
         folder: impl AsRef<Path>,
         device: &Device,
         dtype: DType,
+    ) -> candle_core::Result<Pipeline> {
+        let mut pipeline = Pipeline::open(folder, device, dtype, device)?;
+        pipeline.text.load()?;
+        pipeline.load_denoiser()?;
+        Ok(pipeline)
+    }
+
+    /// Reads a Diffusers Wan2.1 folder's configs, tokenizer and scheduler, and loads no weights:
+    /// [`Pipeline::load_denoiser`] and the text encoder (on `text_device`, on demand) do.
+    pub fn open(
+        folder: impl AsRef<Path>,
+        device: &Device,
+        dtype: DType,
+        text_device: &Device,
     ) -> candle_core::Result<Pipeline> {
         let folder = ModelFolder::open(folder)?;
         if folder.pipeline_class() != "WanPipeline" {
@@ -120,25 +135,11 @@ impl Pipeline {
                 folder.pipeline_class()
             );
         }
-        let tokenizer =
-            PromptTokenizer::load(folder.component_dir("tokenizer")?.join("tokenizer.json"))?;
-        let text_config = umt5::Config::load(&folder)?;
-        let text_encoder = Umt5Encoder::new(
-            &text_config,
-            folder.weights("text_encoder", dtype, device)?.var_builder(),
-        )?;
+        let text = PromptEncoder::open(&folder, text_device, dtype)?;
         let transformer_config = TransformerConfig::load(&folder)?;
-        let transformer = WanTransformer::new(
-            &transformer_config,
-            folder.weights("transformer", dtype, device)?.var_builder(),
-        )?;
         let vae_config = VaeConfig::load(&folder)?;
         // candle's CPU convolutions are f32-only, and the VAE is small: f32 there.
         let vae_dtype = if device.is_cpu() { DType::F32 } else { dtype };
-        let vae = WanVaeDecoder::new(
-            &vae_config,
-            folder.weights("vae", vae_dtype, device)?.var_builder(),
-        )?;
         let scheduler_path = folder
             .component_dir("scheduler")?
             .join("scheduler_config.json");
@@ -146,26 +147,62 @@ impl Pipeline {
         let scheduler = Scheduler::from_config(&scheduler_config)
             .map_err(|e| candle_core::Error::msg(format!("{}: {e}", scheduler_path.display())))?;
         Ok(Pipeline {
-            tokenizer,
-            text_encoder,
-            transformer,
-            vae,
+            folder,
+            text,
+            transformer_config,
             vae_config,
             vae_dtype,
+            denoiser: None,
             scheduler,
             scheduler_config,
-            text_cache: TextEmbeddingCache::new(TEXT_CACHE_ENTRIES),
-            text_encoder_runs: AtomicU64::new(0),
             device: device.clone(),
             dtype,
         })
+    }
+
+    /// Loads the transformer and the VAE decoder unless they are loaded.
+    pub fn load_denoiser(&mut self) -> candle_core::Result<()> {
+        if self.denoiser.is_none() {
+            let weights = |component: &str, dtype: DType| {
+                self.folder
+                    .weights(component, dtype, &self.device)
+                    .map(|w| w.var_builder())
+            };
+            let transformer = WanTransformer::new(
+                &self.transformer_config,
+                weights("transformer", self.dtype)?,
+            )?;
+            let vae = WanVaeDecoder::new(&self.vae_config, weights("vae", self.vae_dtype)?)?;
+            self.denoiser = Some(Denoiser { transformer, vae });
+        }
+        Ok(())
+    }
+
+    /// Drops the transformer and the VAE decoder (their memory goes back).
+    pub fn release_denoiser(&mut self) {
+        self.denoiser = None;
+    }
+
+    pub fn denoiser_loaded(&self) -> bool {
+        self.denoiser.is_some()
+    }
+
+    fn denoiser(&self) -> candle_core::Result<&Denoiser> {
+        self.denoiser.as_ref().ok_or_else(|| {
+            candle_core::Error::msg("the transformer is not loaded (Pipeline::load_denoiser)")
+        })
+    }
+
+    /// The text side: tokenizer, encoder, cached embeddings.
+    pub fn text(&self) -> &PromptEncoder {
+        &self.text
     }
 
     /// The latent shape [1, z, frames, h, w] for a request, after checking its sizes.
     pub fn latent_shape(&self, req: &Request) -> candle_core::Result<[usize; 5]> {
         let t = self.vae_config.temporal_scale();
         let s = self.vae_config.spatial_scale();
-        let [_, ph, pw] = self.transformer.config().patch_size;
+        let [_, ph, pw] = self.transformer_config.patch_size;
         if req.frames == 0 || (req.frames - 1) % t != 0 {
             let below = (req.frames.saturating_sub(1) / t) * t + 1;
             candle_core::bail!(
@@ -197,29 +234,16 @@ impl Pipeline {
         ])
     }
 
-    /// A prompt's embeddings as the transformer sees them: [1, 512, text_dim], the encoder's
-    /// output for the real tokens followed by zero rows. Kept for later jobs (the last
-    /// [`TEXT_CACHE_ENTRIES`] distinct cleaned prompts).
+    /// A prompt's embeddings as the transformer sees them, on the pipeline's device (see
+    /// [`PromptEncoder::encode`]).
     pub fn encode_prompt(&self, prompt: &str) -> candle_core::Result<Tensor> {
-        let cleaned = clean_prompt(prompt);
-        if let Some(embeds) = self.text_cache.get(&cleaned) {
-            return embeds.to_device(&self.device);
-        }
-        let ids = self.tokenizer.encode(&cleaned, MAX_SEQUENCE_LENGTH)?;
-        let len = ids.len();
-        let ids = Tensor::from_vec(ids, (1, len), &self.device)?;
-        let embeds = self.text_encoder.forward(&ids, None)?;
-        self.text_encoder_runs.fetch_add(1, Ordering::Relaxed);
-        let embeds = embeds.pad_with_zeros(1, 0, MAX_SEQUENCE_LENGTH - len)?;
-        self.text_cache
-            .insert(cleaned, embeds.to_device(&Device::Cpu)?);
-        Ok(embeds)
+        self.text.encode(prompt, &self.device)
     }
 
     /// Text-encoder forward passes this pipeline has run (prompts found in the embedding
     /// cache cost none).
     pub fn text_encoder_runs(&self) -> u64 {
-        self.text_encoder_runs.load(Ordering::Relaxed)
+        self.text.runs()
     }
 
     /// The initial noise: torch's CPU `randn` for the seed, bit for bit.
@@ -328,6 +352,7 @@ impl Pipeline {
         // float32 values (both exact in f32).
         let timestep = Tensor::full(t as f32, batch, &self.device)?;
         let pred = self
+            .denoiser()?
             .transformer
             .forward_conditioned(&input, &timestep, text)?
             .to_dtype(DType::F32)?;
@@ -397,9 +422,9 @@ impl Pipeline {
         progress: &mut dyn FnMut(Stage),
         abort: &dyn Fn() -> bool,
     ) -> Result<Video, GenerateError> {
-        let z = self.vae.denormalize(&latents.to_dtype(self.vae_dtype)?)?;
-        let video = self
-            .vae
+        let vae = &self.denoiser()?.vae;
+        let z = vae.denormalize(&latents.to_dtype(self.vae_dtype)?)?;
+        let video = vae
             .decode(&z, |frame, of| {
                 progress(Stage::Decoding { frame, of });
                 if abort() {
@@ -511,6 +536,13 @@ impl Pipeline {
         sampler::scheduler(&self.scheduler_config, sampler, shift)
     }
 
+    /// The texts a clip encodes: the prompts its frames use, then the negative prompt when it
+    /// is guided. The engine encodes them before it loads the transformer, when memory asks
+    /// for that (`memory_plan::Residency`).
+    pub fn clip_texts(&self, req: &ClipRequest) -> candle_core::Result<Vec<String>> {
+        Ok(texts_to_encode(&self.plan_clip(req)?.weights, req))
+    }
+
     /// Checks everything in a request that can be checked before any work starts.
     fn plan_clip(&self, req: &ClipRequest) -> candle_core::Result<ClipPlan> {
         let shape = self.clip_latent_shape(req)?;
@@ -535,18 +567,12 @@ impl Pipeline {
         abort: &dyn Fn() -> bool,
     ) -> Result<Tensor, GenerateError> {
         progress(Stage::EncodingText);
-        // As in `generate`: the prompts, then the negative prompt if Diffusers would guide.
-        let prompts = plan
-            .weights
-            .prompts()
+        let mut embeddings = texts_to_encode(&plan.weights, req)
             .iter()
             .map(|p| self.encode_prompt(p))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let uncond = if req.guidance_scale > 1.0 {
-            Some(self.encode_prompt(&req.negative_prompt)?)
-        } else {
-            None
-        };
+        let uncond = if guided(req) { embeddings.pop() } else { None };
+        let prompts = embeddings;
         if abort() {
             return Err(GenerateError::Aborted);
         }
@@ -579,6 +605,20 @@ struct Guide {
     scale: f64,
     steps: usize,
     scheduler: Scheduler,
+}
+
+/// As in `generate`: the prompts, then the negative prompt if Diffusers would guide.
+fn texts_to_encode(weights: &PromptWeights, req: &ClipRequest) -> Vec<String> {
+    let mut texts = weights.prompts().to_vec();
+    if guided(req) {
+        texts.push(req.negative_prompt.clone());
+    }
+    texts
+}
+
+/// Diffusers guides only above 1.
+fn guided(req: &ClipRequest) -> bool {
+    req.guidance_scale > 1.0
 }
 
 /// The size, step and guidance fields of a clip request, for the checks `latent_shape` makes.

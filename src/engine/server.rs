@@ -20,11 +20,12 @@ pub use runner::{compute_device, device_name, open_device};
 pub use weights::hash_model_folder;
 
 use crate::client::protocol::{decode, ClipRequest, FromEngine, ToEngine, PROTOCOL_VERSION};
-use crate::client::DeviceChoice;
+use crate::client::{DeviceChoice, TextEncoderDevice};
+use candle_core::Device;
 use journal::Journal;
 use outbox::Outbox;
 use parking_lot::{Condvar, Mutex};
-use runner::Runner;
+use runner::{Placement, Runner};
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +46,8 @@ pub struct ServeOptions {
     /// `--device`: where to compute ([`open_device`]). A GPU that cannot be used is answered
     /// to `hello` with `failed`, and the engine exits.
     pub device: DeviceChoice,
+    /// `--text-encoder`: where the text encoder runs (with the model, or the CPU).
+    pub text_encoder: TextEncoderDevice,
 }
 
 impl Default for ServeOptions {
@@ -53,6 +56,7 @@ impl Default for ServeOptions {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             exit_after_input_closes: Some(Duration::from_secs(5)),
             device: DeviceChoice::Auto,
+            text_encoder: TextEncoderDevice::WithModel,
         }
     }
 }
@@ -86,12 +90,25 @@ pub fn serve(
         return Ok(Exit::InputClosed);
     }
     let (device, dtype) = opened.expect("the handshake refuses a device that did not open");
+    let text_device = match options.text_encoder {
+        TextEncoderDevice::Cpu => Device::Cpu,
+        TextEncoderDevice::WithModel => device.clone(),
+    };
     eprintln!(
-        "genclip-engine: computing on {} in {}",
+        "genclip-engine: computing on {} in {}, the text encoder on {}",
         device_name(&device),
-        dtype.as_str()
+        dtype.as_str(),
+        device_name(&text_device)
     );
-    let runner = Runner::new(outbox.clone(), Journal::from_env(), device, dtype);
+    let runner = Runner::new(
+        outbox.clone(),
+        Journal::from_env(),
+        Placement {
+            device,
+            dtype,
+            text_device,
+        },
+    );
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue {
             jobs: VecDeque::new(),
@@ -333,6 +350,7 @@ mod tests {
             idle_timeout: idle,
             exit_after_input_closes: None,
             device: DeviceChoice::Cpu,
+            ..ServeOptions::default()
         };
         let exit = serve(
             Cursor::new(input.to_string()),
@@ -424,6 +442,7 @@ mod tests {
             idle_timeout: Duration::from_millis(200),
             exit_after_input_closes: None,
             device: DeviceChoice::Cpu,
+            ..ServeOptions::default()
         };
         let started = Instant::now();
         let exit = serve(

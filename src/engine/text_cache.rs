@@ -37,6 +37,11 @@ impl TextEmbeddingCache {
         Some(embedding)
     }
 
+    /// Whether `key` is kept (its place in the order unchanged).
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.lock().iter().any(|(k, _)| k == key)
+    }
+
     /// Keeps `embedding` for `key`, dropping the least recently used entry when full.
     pub fn insert(&self, key: String, embedding: Tensor) {
         let mut entries = self.entries.lock();

@@ -15,6 +15,8 @@ use super::weights::Digests;
 /// What the engine adds.
 pub struct EngineFacts<'a> {
     pub device: &'a str,
+    /// Where the text encoder ran ("cpu" beside a GPU engine by choice, else `device`).
+    pub text_encoder_device: &'a str,
     pub dtype: &'a str,
     pub seconds: f64,
     pub model_folder: &'a Path,
@@ -34,6 +36,7 @@ pub fn record(from_plugin: &Value, facts: &EngineFacts, finished: SystemTime) ->
         "version": env!("CARGO_PKG_VERSION"),
         "protocol": crate::client::protocol::PROTOCOL_VERSION,
         "device": facts.device,
+        "text_encoder_device": facts.text_encoder_device,
         "dtype": facts.dtype,
         "seconds": facts.seconds,
         "finished_utc": utc_iso8601(finished),
@@ -145,6 +148,7 @@ mod tests {
         )]));
         let facts = EngineFacts {
             device: "cpu",
+            text_encoder_device: "cpu",
             dtype: "f32",
             seconds: 1.5,
             model_folder: Path::new("models/wan"),
@@ -153,6 +157,7 @@ mod tests {
         let r = record(&json!({"seed": 7}), &facts, UNIX_EPOCH);
         assert_eq!(r["seed"], 7);
         assert_eq!(r["engine"]["device"], "cpu");
+        assert_eq!(r["engine"]["text_encoder_device"], "cpu");
         assert_eq!(r["engine"]["finished_utc"], "1970-01-01T00:00:00Z");
         assert_eq!(
             r["engine"]["weights_sha256"]["vae/w.safetensors"],

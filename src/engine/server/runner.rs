@@ -10,8 +10,8 @@ use crate::cache::{CacheKey, Clip, DiskCache};
 use crate::client::protocol::{ClipRequest, FromEngine, Stage};
 use crate::client::ComputeClass;
 use crate::client::DeviceChoice;
-use crate::engine::memory_plan::{self, Budget, JobShape, ModelShape};
-use crate::engine::pipeline::{GenerateError, Pipeline};
+use crate::engine::memory_plan::{self, Budget, JobShape, ModelShape, Residency, TextWork};
+use crate::engine::pipeline::{GenerateError, Pipeline, Stage as PipelineStage};
 use candle_core::{DType, Device, DeviceLocation};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -141,16 +141,24 @@ pub enum Outcome {
 struct LoadedModel {
     /// Canonical, so two spellings of one folder share the model.
     folder: PathBuf,
+    /// Opened; which weights are loaded varies with the jobs' memory (`Residency`).
     pipeline: Pipeline,
     hashes: WeightHashes,
-    /// Bytes its weights hold (the memory guard counts them as available to the next job,
-    /// which reuses or drops them).
-    weight_bytes: u64,
+}
+
+/// Where the engine computes, and where its text encoder runs.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    pub device: Device,
+    pub dtype: DType,
+    /// The compute device, or the CPU (`--text-encoder cpu`), in `dtype` either way.
+    pub text_device: Device,
 }
 
 pub struct Runner {
     device: Device,
     dtype: DType,
+    text_device: Device,
     loaded: Option<LoadedModel>,
     outbox: Outbox,
     journal: Journal,
@@ -161,11 +169,12 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner computing on `device` in `dtype` (see [`open_device`]).
-    pub fn new(outbox: Outbox, journal: Journal, device: Device, dtype: DType) -> Runner {
+    /// A runner computing where `placement` says (see [`open_device`]).
+    pub fn new(outbox: Outbox, journal: Journal, placement: Placement) -> Runner {
         Runner {
-            device,
-            dtype,
+            device: placement.device,
+            dtype: placement.dtype,
+            text_device: placement.text_device,
             loaded: None,
             outbox,
             journal,
@@ -182,40 +191,65 @@ impl Runner {
         }
     }
 
-    /// The memory guard: `Err(sentence)` when the job would need more memory than there is
-    /// (docs/gpu.md). Reads only the model folder's configs and weight headers.
-    fn check_memory(&mut self, canonical: &Path, request: &ClipRequest) -> Result<(), String> {
-        if self.shape.as_ref().is_none_or(|(f, _)| f != canonical) {
-            match ModelShape::read(canonical) {
-                Ok(shape) => self.shape = Some((canonical.to_path_buf(), shape)),
+    /// The memory guard: how the loaded model's weights share memory for `request`, or
+    /// `Err(sentence)` when the job would need more memory than there is (docs/gpu.md). Reads
+    /// only the model folder's configs and weight headers.
+    fn plan_memory(&mut self, request: &ClipRequest, text: TextWork) -> Result<Residency, String> {
+        let Some(model) = self.loaded.as_ref() else {
+            return Ok(Residency::Resident);
+        };
+        let canonical = model.folder.clone();
+        if self.shape.as_ref().is_none_or(|(f, _)| *f != canonical) {
+            match ModelShape::read(&canonical) {
+                Ok(shape) => self.shape = Some((canonical.clone(), shape)),
                 Err(e) => {
                     // The load says what is wrong with the folder, in its own words.
                     eprintln!(
                         "genclip-engine: no memory estimate for {}: {e}",
                         canonical.display()
                     );
-                    return Ok(());
+                    return Ok(Residency::Resident);
                 }
             }
         }
         let (_, shape) = self.shape.as_ref().expect("set just above");
         let plan = memory_plan::estimate(shape, &JobShape::of(request), self.class(), self.dtype);
-        let held = self.loaded.as_ref().map_or(0, |m| m.weight_bytes);
+        // What the engine holds now counts as free: the job reuses it or drops it.
+        let pipeline = &model.pipeline;
+        let encoder_held = pipeline.text().is_loaded() && text.on_compute_device;
+        let held = u64::from(pipeline.denoiser_loaded()) * plan.denoiser_weights
+            + u64::from(encoder_held) * plan.text_encoder_weights;
         let budget = Budget::measure(&self.device, held);
+        let residency = memory_plan::choose(&plan, text, self.class(), &budget);
         eprintln!(
-            "genclip-engine: memory: needs about {} (weights {}, largest stage {}), budget {}",
-            memory_plan::describe_bytes(plan.total),
-            memory_plan::describe_bytes(plan.weights),
-            memory_plan::describe_bytes(
-                plan.transformer_step
-                    .max(plan.vae_decode)
-                    .max(plan.text_encoder)
-            ),
+            "genclip-engine: memory: needs about {} (weights {} + text encoder {}, largest \
+             stage {}), budget {}: {}",
+            memory_plan::describe_bytes(plan.peak(
+                *residency.as_ref().unwrap_or(&Residency::TextEncoderAlone),
+                text
+            )),
+            memory_plan::describe_bytes(plan.denoiser_weights),
+            memory_plan::describe_bytes(plan.text_encoder_weights),
+            memory_plan::describe_bytes(plan.transformer_step.max(plan.vae_decode)),
             budget
                 .bytes()
-                .map_or("unknown".into(), memory_plan::describe_bytes)
+                .map_or("unknown".into(), memory_plan::describe_bytes),
+            residency.as_ref().map_or("refused", |r| r.describe()),
         );
-        memory_plan::check(&plan, &budget)
+        if text.encoding && !text.on_compute_device {
+            let held = if pipeline.text().is_loaded() {
+                plan.text_encoder_weights
+            } else {
+                0
+            };
+            memory_plan::fits(
+                plan.text_encoder_on_cpu(),
+                &Budget::measure(&Device::Cpu, held),
+                "The text encoder on the CPU (GENCLIP_TEXT_ENCODER=cpu)",
+                "close other programs, or unset GENCLIP_TEXT_ENCODER to encode on the GPU",
+            )?;
+        }
+        residency
     }
 
     pub fn device_name(&self) -> String {
@@ -301,16 +335,30 @@ impl Runner {
         let mut progress = Progress::new(job, &outbox);
         progress.report(Stage::Loading, 0, 1);
         let (device, dtype) = (self.device_name(), self.dtype.as_str());
-        // Before anything new is loaded: a job that cannot fit fails now, with a sentence.
-        if let Ok(canonical) = request.model_folder.canonicalize() {
-            if let Err(message) = self.check_memory(&canonical, request) {
-                return Outcome::Failed(message);
-            }
+        // Opening reads configs only; the memory guard decides what may be loaded, before
+        // anything is.
+        if let Err(message) = self.open_model(&request.model_folder, &request.output.root) {
+            return Outcome::Failed(message);
         }
-        let model = match self.model(&request.model_folder, &request.output.root) {
-            Ok(model) => model,
+        let model = self.loaded.as_ref().expect("opened just above");
+        let texts = match model.pipeline.clip_texts(request) {
+            Ok(texts) => texts,
+            Err(e) => return Outcome::Failed(generation_failed(&e)),
+        };
+        let text = TextWork {
+            encoding: texts
+                .iter()
+                .any(|t| model.pipeline.text().needs_encoding(t)),
+            on_compute_device: self.text_device.same_device(&self.device),
+        };
+        let residency = match self.plan_memory(request, text) {
+            Ok(residency) => residency,
             Err(message) => return Outcome::Failed(message),
         };
+        let model = self.loaded.as_mut().expect("opened just above");
+        if let Err(message) = load_for(model, &texts, residency, &mut progress) {
+            return Outcome::Failed(message);
+        }
         progress.report(Stage::Loading, 1, 1);
         let aborted = || abort.load(Ordering::Relaxed);
         let video =
@@ -320,11 +368,7 @@ impl Runner {
             {
                 Ok(video) => video,
                 Err(GenerateError::Aborted) => return Outcome::Aborted,
-                Err(GenerateError::Failed(e)) => {
-                    return Outcome::Failed(format!(
-                        "Generation failed: {e}. Check the settings it names and render again."
-                    ))
-                }
+                Err(GenerateError::Failed(e)) => return Outcome::Failed(generation_failed(&e)),
             };
         // An abort that came during the last step still leaves no cache entry.
         if aborted() {
@@ -337,8 +381,10 @@ impl Runner {
             Err(e) => return Outcome::Failed(format!("The engine produced a bad clip ({e}).")),
         };
         let seconds = started.elapsed().as_secs_f64();
+        let text_encoder_device = device_name(&self.text_device);
         let facts = EngineFacts {
             device: &device,
+            text_encoder_device: &text_encoder_device,
             dtype,
             seconds,
             model_folder: &model.folder,
@@ -361,9 +407,9 @@ impl Runner {
         Outcome::Done { seconds }
     }
 
-    /// The pipeline for `folder`: the loaded one if it is the same folder, else a fresh load
-    /// (the old model is dropped first, so two never share the memory).
-    fn model(&mut self, folder: &Path, cache_root: &Path) -> Result<&mut LoadedModel, String> {
+    /// Opens the pipeline for `folder` unless it is the open one (the old model is dropped
+    /// first, so two never share the memory). Loads no weights.
+    fn open_model(&mut self, folder: &Path, cache_root: &Path) -> Result<(), String> {
         let canonical = folder.canonicalize().map_err(|e| {
             format!(
                 "The model folder {} cannot be opened ({e}): check the Model folder parameter.",
@@ -371,49 +417,78 @@ impl Runner {
             )
         })?;
         if self.loaded.as_ref().is_some_and(|m| m.folder == canonical) {
-            return Ok(self.loaded.as_mut().expect("checked just above"));
+            return Ok(());
         }
         self.unload();
-        let started = Instant::now();
-        let pipeline = Pipeline::load(&canonical, &self.device, self.dtype).map_err(|e| {
-            format!(
-                "GenClip could not load the model in {}: {e}. Check the Model folder parameter.",
-                folder.display()
-            )
-        })?;
-        eprintln!(
-            "genclip-engine: loaded {} in {:.1} s",
-            canonical.display(),
-            started.elapsed().as_secs_f64()
-        );
+        give_back_free_memory();
+        let pipeline = Pipeline::open(&canonical, &self.device, self.dtype, &self.text_device)
+            .map_err(|e| cannot_load(folder, &e))?;
         let hashes = WeightHashes::start(canonical.clone(), cache_root.join("weights"));
-        let weight_bytes =
-            self.shape
-                .as_ref()
-                .filter(|(f, _)| *f == canonical)
-                .map_or(0, |(_, shape)| {
-                    memory_plan::estimate(
-                        shape,
-                        &JobShape {
-                            width: 0,
-                            height: 0,
-                            frames: 1,
-                            window_frames: 1,
-                            guided: false,
-                            prompts: 1,
-                        },
-                        self.class(),
-                        self.dtype,
-                    )
-                    .weights
-                });
-        Ok(self.loaded.insert(LoadedModel {
+        self.loaded = Some(LoadedModel {
             folder: canonical,
             pipeline,
             hashes,
-            weight_bytes,
-        }))
+        });
+        Ok(())
     }
+}
+
+/// Loads and drops weights as `residency` says, encoding the clip's `texts` into the
+/// embedding cache on the way when some are not there: on return the transformer and the
+/// VAE are loaded, and the text encoder only if it stays ([`Residency::Resident`]).
+fn load_for(
+    model: &mut LoadedModel,
+    texts: &[String],
+    residency: Residency,
+    progress: &mut Progress,
+) -> Result<(), String> {
+    let pipeline = &mut model.pipeline;
+    let started = Instant::now();
+    let folder = &model.folder;
+    if texts.iter().any(|t| pipeline.text().needs_encoding(t)) {
+        if residency == Residency::TextEncoderAlone && pipeline.denoiser_loaded() {
+            pipeline.release_denoiser();
+            give_back_free_memory();
+        }
+        pipeline
+            .text()
+            .load()
+            .map_err(|e| cannot_load(folder, &e))?;
+        progress.pipeline(PipelineStage::EncodingText);
+        for text in texts {
+            pipeline
+                .text()
+                .encode(text, &Device::Cpu)
+                .map_err(|e| generation_failed(&e))?;
+        }
+    }
+    if residency != Residency::Resident && pipeline.text().is_loaded() {
+        pipeline.text().release();
+        give_back_free_memory();
+    }
+    if !pipeline.denoiser_loaded() {
+        pipeline
+            .load_denoiser()
+            .map_err(|e| cannot_load(folder, &e))?;
+        eprintln!(
+            "genclip-engine: loaded {} in {:.1} s ({})",
+            folder.display(),
+            started.elapsed().as_secs_f64(),
+            residency.describe()
+        );
+    }
+    Ok(())
+}
+
+fn cannot_load(folder: &Path, e: &candle_core::Error) -> String {
+    format!(
+        "GenClip could not load the model in {}: {e}. Check the Model folder parameter.",
+        folder.display()
+    )
+}
+
+fn generation_failed(e: &candle_core::Error) -> String {
+    format!("Generation failed: {e}. Check the settings it names and render again.")
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
