@@ -58,15 +58,21 @@ impl FrameCache {
 
 /// The last two frames of `x` (with the previous input's last frame in front when `x` has
 /// only one), which the next call will see before its own frames.
+///
+/// Always a copy of just those frames: a narrowed view would keep all of `x` (the decoder's
+/// four frames at full resolution) alive until the next latent frame. `force_contiguous`
+/// copies even where the frames happen to be laid out contiguously; `contiguous` would then
+/// return the view, and `copy` clones the whole storage.
 fn frames_to_keep(x: &Tensor, previous: &Slot) -> Result<Tensor> {
     let t = x.dim(2)?;
     let tail = x.narrow(2, t.saturating_sub(CACHED_FRAMES), t.min(CACHED_FRAMES))?;
     match previous {
+        // `cat` writes a new tensor.
         Slot::Frames(prev) if tail.dim(2)? < CACHED_FRAMES => {
             let last = prev.narrow(2, prev.dim(2)? - 1, 1)?;
             Tensor::cat(&[&last, &tail], 2)
         }
-        _ => Ok(tail),
+        _ => tail.force_contiguous(),
     }
 }
 
@@ -683,5 +689,37 @@ mod tests {
             kept.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             expected
         );
+    }
+    /// Elements in the storage behind `t` (a CPU tensor), which a view shares with its source.
+    fn storage_elements(t: &Tensor) -> usize {
+        match &*t.storage_and_layout().0 {
+            candle_core::Storage::Cpu(s) => s.as_slice::<f32>().unwrap().len(),
+            _ => unreachable!("CPU tensors only"),
+        }
+    }
+
+    #[test]
+    fn the_frame_cache_holds_copies_of_only_the_kept_frames() {
+        // Four frames of two channels: the last two are not contiguous in memory.
+        let x = random(&[1, 2, 4, 3, 5], 9);
+        let kept = frames_to_keep(&x, &Slot::Empty).unwrap();
+        assert_eq!(storage_elements(&kept), 2 * 2 * 3 * 5);
+        // One channel: the last two frames lie contiguously, and are copied all the same.
+        let x = random(&[1, 1, 4, 3, 5], 10);
+        let kept = frames_to_keep(&x, &Slot::Empty).unwrap();
+        assert_eq!(storage_elements(&kept), 2 * 3 * 5);
+        assert_eq!(
+            kept.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            x.narrow(2, 2, 2)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        );
+        // A one-frame view of a longer clip (the decoder's input frame) is not kept whole.
+        let clip = random(&[1, 2, 5, 3, 5], 11);
+        let kept = frames_to_keep(&clip.narrow(2, 1, 1).unwrap(), &Slot::Empty).unwrap();
+        assert_eq!(storage_elements(&kept), 2 * 3 * 5);
     }
 }
