@@ -8,8 +8,9 @@
 //! yields one video frame, each later one four (two temporal upsamplings, skipped on the
 //! first frame). candle has no 3-D convolution: on the CPU [`CausalConv3d`] is one matrix
 //! product over all its taps (`models::cpu::conv3d`), elsewhere a sum of 2-D convolutions
-//! over its temporal taps. Checkpoint keys are the Diffusers names under `decoder.` and
-//! `post_quant_conv`.
+//! over its temporal taps, each in bands of output rows where candle's im2col would be large
+//! ([`conv2d_in_bands`], also for the upsamplers' 3 × 3 convolutions). Checkpoint keys are
+//! the Diffusers names under `decoder.` and `post_quant_conv`.
 
 use super::config::VaeConfig;
 use crate::models::attention::attention;
@@ -19,6 +20,64 @@ use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 
 /// Frames a causal convolution keeps from its previous input.
 const CACHED_FRAMES: usize = 2;
+
+/// The most bytes of im2col columns one candle `conv2d` call may build, off the CPU kernels
+/// (where candle materialises them whole: on CUDA, Wan's last upsampler at 480 × 832 would
+/// take 5.5 GB in bf16). 256 MiB stays below one full-resolution activation of the decoder's
+/// last stage there (4 frames × 480 × 832 × 96 channels in bf16, 307 MB), so the columns are
+/// no longer the largest buffer, while each band's matrix product still has tens of thousands
+/// of rows (23 output rows of 4 × 832 pixels for that convolution) to fill a GPU; 21 bands
+/// add a few kernel launches each.
+const CONV2D_COLUMN_BYTES: usize = 256 << 20;
+
+/// `x` [n, c, h, w] convolved with `kernel` [c_out, c, kh, kw] by candle's `conv2d` (stride
+/// 1, `padding` zeros on each side of height and width, no bias), in bands of output rows
+/// when its im2col columns (n · h_out · w_out · c · kh · kw elements) would take more than
+/// `column_bytes`. Each band reads the input rows it needs, with the padding written out as
+/// zeros, and is convolved unpadded: every output element gets the same columns and the same
+/// weights as in one call; the bands are joined along the height.
+fn conv2d_in_bands(
+    x: &Tensor,
+    kernel: &Tensor,
+    padding: usize,
+    column_bytes: usize,
+) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (_, _, kh, kw) = kernel.dims4()?;
+    let p = padding;
+    let (Some(h_out), Some(w_out)) = (
+        (h + 2 * p + 1).checked_sub(kh),
+        (w + 2 * p + 1).checked_sub(kw),
+    ) else {
+        // Smaller than the kernel: candle says so.
+        return x.conv2d(kernel, p, 1, 1, 1);
+    };
+    let row_bytes = n * w_out * c * kh * kw * x.dtype().size_in_bytes();
+    if h_out * row_bytes <= column_bytes {
+        return x.conv2d(kernel, p, 1, 1, 1);
+    }
+    let band_rows = (column_bytes / row_bytes).max(1);
+    let bands = (0..h_out)
+        .step_by(band_rows)
+        .map(|first| {
+            let rows = band_rows.min(h_out - first);
+            // Rows first .. first + span of the padded input: `top` zero rows, input rows
+            // lo .. hi, then zero rows.
+            let span = rows + kh - 1;
+            let top = p.saturating_sub(first).min(span);
+            let lo = first.saturating_sub(p).min(h);
+            let hi = (first + span).saturating_sub(p).clamp(lo, h);
+            let bottom = span - top - (hi - lo);
+            let band = if hi > lo {
+                x.narrow(2, lo, hi - lo)?.pad_with_zeros(2, top, bottom)?
+            } else {
+                Tensor::zeros((n, c, span, w), x.dtype(), x.device())?
+            };
+            band.pad_with_zeros(3, p, p)?.conv2d(kernel, 0, 1, 1, 1)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&bands, 2)
+}
 
 /// What one temporal-convolution slot remembers between calls.
 #[derive(Debug, Clone)]
@@ -58,15 +117,21 @@ impl FrameCache {
 
 /// The last two frames of `x` (with the previous input's last frame in front when `x` has
 /// only one), which the next call will see before its own frames.
+///
+/// Always a copy of just those frames: a narrowed view would keep all of `x` (the decoder's
+/// four frames at full resolution) alive until the next latent frame. `force_contiguous`
+/// copies even where the frames happen to be laid out contiguously; `contiguous` would then
+/// return the view, and `copy` clones the whole storage.
 fn frames_to_keep(x: &Tensor, previous: &Slot) -> Result<Tensor> {
     let t = x.dim(2)?;
     let tail = x.narrow(2, t.saturating_sub(CACHED_FRAMES), t.min(CACHED_FRAMES))?;
     match previous {
+        // `cat` writes a new tensor.
         Slot::Frames(prev) if tail.dim(2)? < CACHED_FRAMES => {
             let last = prev.narrow(2, prev.dim(2)? - 1, 1)?;
             Tensor::cat(&[&last, &tail], 2)
         }
-        _ => Ok(tail),
+        _ => tail.force_contiguous(),
     }
 }
 
@@ -80,6 +145,8 @@ pub(super) struct CausalConv3d {
     /// Frames in front (history, else zeros): taps - 1, or 0 for the strided time convolution.
     front: usize,
     temporal_stride: usize,
+    /// Off the CPU kernel: the bound on one `conv2d`'s columns ([`conv2d_in_bands`]).
+    column_bytes: usize,
 }
 
 impl CausalConv3d {
@@ -97,6 +164,7 @@ impl CausalConv3d {
             spatial_padding,
             front: kt - 1,
             temporal_stride: 1,
+            column_bytes: CONV2D_COLUMN_BYTES,
         })
     }
 
@@ -154,7 +222,7 @@ impl CausalConv3d {
             let frames = frames
                 .permute((0, 2, 1, 3, 4))?
                 .reshape((b * t_out, c, h, w))?;
-            let y = frames.conv2d(&tap, self.spatial_padding, 1, 1, 1)?;
+            let y = conv2d_in_bands(&frames, &tap, self.spatial_padding, self.column_bytes)?;
             out = Some(match out {
                 Some(acc) => (acc + y)?,
                 None => y,
@@ -295,6 +363,8 @@ impl FrameAttention {
 struct Upsampler {
     conv: Conv2d,
     time_conv: Option<CausalConv3d>,
+    /// Off the CPU kernel: the bound on the 3 × 3 convolution's columns ([`conv2d_in_bands`]).
+    column_bytes: usize,
 }
 
 impl Upsampler {
@@ -316,6 +386,7 @@ impl Upsampler {
             } else {
                 None
             },
+            column_bytes: CONV2D_COLUMN_BYTES,
         })
     }
 
@@ -349,6 +420,10 @@ impl Upsampler {
             }
         }
         let (b, c, t, h, w) = x.dims5()?;
+        let padding = self.conv.config().padding;
+        let Some(bias) = self.conv.bias() else {
+            candle_core::bail!("the upsampler's convolution has a bias");
+        };
         if cpu::is_cpu_f32(&[&x, self.conv.weight()]) {
             // Frames stay in place: upsample every (channel, frame) plane, then convolve with
             // the 2-D kernel as a 3-D one of one temporal tap.
@@ -357,15 +432,14 @@ impl Upsampler {
                 .upsample_nearest2d(2 * h, 2 * w)?
                 .reshape((b, c, t, 2 * h, 2 * w))?;
             let weight = self.conv.weight().unsqueeze(2)?;
-            let Some(bias) = self.conv.bias() else {
-                candle_core::bail!("the upsampler's convolution has a bias");
-            };
-            return cpu::conv3d(&up, &weight, bias, 1, 1);
+            return cpu::conv3d(&up, &weight, bias, padding, 1);
         }
         let frames = x.permute((0, 2, 1, 3, 4))?.reshape((b * t, c, h, w))?;
         let up = frames.upsample_nearest2d(2 * h, 2 * w)?;
-        let y = self.conv.forward(&up)?;
+        // As `Conv2d::forward`, with the columns bounded.
+        let y = conv2d_in_bands(&up, self.conv.weight(), padding, self.column_bytes)?;
         let (_, c_out, ho, wo) = y.dims4()?;
+        let y = y.broadcast_add(&bias.reshape((1, c_out, 1, 1))?)?;
         y.reshape((b, t, c_out, ho, wo))?
             .permute((0, 2, 1, 3, 4))?
             .contiguous()
@@ -683,5 +757,163 @@ mod tests {
             kept.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             expected
         );
+    }
+    /// Elements in the storage behind `t` (a CPU tensor), which a view shares with its source.
+    fn storage_elements(t: &Tensor) -> usize {
+        match &*t.storage_and_layout().0 {
+            candle_core::Storage::Cpu(s) => s.as_slice::<f32>().unwrap().len(),
+            _ => unreachable!("CPU tensors only"),
+        }
+    }
+
+    #[test]
+    fn the_frame_cache_holds_copies_of_only_the_kept_frames() {
+        // Four frames of two channels: the last two are not contiguous in memory.
+        let x = random(&[1, 2, 4, 3, 5], 9);
+        let kept = frames_to_keep(&x, &Slot::Empty).unwrap();
+        assert_eq!(storage_elements(&kept), 2 * 2 * 3 * 5);
+        // One channel: the last two frames lie contiguously, and are copied all the same.
+        let x = random(&[1, 1, 4, 3, 5], 10);
+        let kept = frames_to_keep(&x, &Slot::Empty).unwrap();
+        assert_eq!(storage_elements(&kept), 2 * 3 * 5);
+        assert_eq!(
+            kept.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            x.narrow(2, 2, 2)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        );
+        // A one-frame view of a longer clip (the decoder's input frame) is not kept whole.
+        let clip = random(&[1, 2, 5, 3, 5], 11);
+        let kept = frames_to_keep(&clip.narrow(2, 1, 1).unwrap(), &Slot::Empty).unwrap();
+        assert_eq!(storage_elements(&kept), 2 * 3 * 5);
+    }
+
+    fn in_dtype(t: &Tensor, dtype: DType) -> Tensor {
+        t.to_dtype(dtype).unwrap()
+    }
+
+    fn values_f64(t: &Tensor) -> Vec<f64> {
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    }
+
+    #[test]
+    fn banded_conv2d_equals_one_conv2d_and_a_direct_one() {
+        // (input, kernel, padding): 3 x 3 padded, unpadded and non-square, 1 x 1, and a
+        // padding of 2 (bands made of padding rows only).
+        let cases: [([usize; 4], [usize; 4], usize); 4] = [
+            ([3, 2, 7, 5], [4, 2, 3, 3], 1),
+            ([2, 3, 6, 4], [2, 3, 3, 2], 0),
+            ([2, 3, 5, 4], [2, 3, 1, 1], 0),
+            ([1, 2, 4, 3], [3, 2, 3, 3], 2),
+        ];
+        for (i, (xs, ks, pad)) in cases.into_iter().enumerate() {
+            let (x, k) = (random(&xs, 20 + i as u64), random(&ks, 30 + i as u64));
+            let w_out = xs[3] + 2 * pad + 1 - ks[3];
+            // candle's own conv2d, as off the CPU kernels; in f64 and in f16 (its CPU matrix
+            // product has no bf16).
+            for dtype in [DType::F64, DType::F16] {
+                let (xd, kd) = (in_dtype(&x, dtype), in_dtype(&k, dtype));
+                let whole = xd.conv2d(&kd, pad, 1, 1, 1).unwrap();
+                let row_bytes = xs[0] * w_out * ks[1] * ks[2] * ks[3] * dtype.size_in_bytes();
+                // One row a band, two, three (a short last band), and all in one.
+                for column_bytes in [1, 2 * row_bytes, 3 * row_bytes + 1, usize::MAX] {
+                    let banded = conv2d_in_bands(&xd, &kd, pad, column_bytes).unwrap();
+                    assert_eq!(banded.dims(), whole.dims());
+                    assert_eq!(
+                        values_f64(&banded),
+                        values_f64(&whole),
+                        "case {i}, {dtype:?}, {column_bytes} bytes"
+                    );
+                }
+            }
+            // And the sums are a convolution's.
+            let x64 = in_dtype(&x, DType::F64);
+            let banded = conv2d_in_bands(&x64, &in_dtype(&k, DType::F64), pad, 1).unwrap();
+            let expected = direct_2d(&x, &k, pad);
+            assert!(max_diff(&in_dtype(&banded, DType::F32), &expected) < 1e-5);
+        }
+    }
+
+    /// The textbook 2-D convolution, stride 1, `pad` zeros around, no bias.
+    fn direct_2d(x: &Tensor, k: &Tensor, pad: usize) -> Vec<f32> {
+        let (n, c, h, w) = x.dims4().unwrap();
+        let (o, _, kh, kw) = k.dims4().unwrap();
+        let (x, k) = (values_f64(x), values_f64(k));
+        let mut out = Vec::new();
+        for (b, oc) in (0..n).flat_map(|b| (0..o).map(move |oc| (b, oc))) {
+            for y in 0..h + 2 * pad + 1 - kh {
+                for xo in 0..w + 2 * pad + 1 - kw {
+                    let mut acc = 0.0;
+                    for (ic, dy, dx) in (0..c).flat_map(|ic| {
+                        (0..kh).flat_map(move |dy| (0..kw).map(move |dx| (ic, dy, dx)))
+                    }) {
+                        // Input row and column, where inside.
+                        let (Some(sy), Some(sx)) =
+                            ((y + dy).checked_sub(pad), (xo + dx).checked_sub(pad))
+                        else {
+                            continue;
+                        };
+                        if sy < h && sx < w {
+                            acc += x[((b * c + ic) * h + sy) * w + sx]
+                                * k[((oc * c + ic) * kh + dy) * kw + dx];
+                        }
+                    }
+                    out.push(acc as f32);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn causal_conv3d_off_the_f32_kernel_convolves_in_bands() {
+        let (_, w, b) = conv((3, 3, 3), 2, 3);
+        let vb = VarBuilder::from_tensors(
+            HashMap::from([
+                ("weight".to_string(), w.clone()),
+                ("bias".to_string(), b.clone()),
+            ]),
+            DType::F64,
+            &Device::Cpu,
+        );
+        let mut conv = CausalConv3d::new(2, 3, (3, 3, 3), 1, vb).unwrap();
+        let x = random(&[1, 2, 5, 4, 6], 3);
+        let x64 = in_dtype(&x, DType::F64);
+        let whole = conv.forward(&x64, None).unwrap();
+        conv.column_bytes = 1;
+        let banded = conv.forward(&x64, None).unwrap();
+        assert_eq!(values_f64(&banded), values_f64(&whole));
+        let expected = direct(&x.pad_with_zeros(2, 2, 0).unwrap(), &w, &b, 1, 1);
+        assert!(max_diff(&in_dtype(&banded, DType::F32), &expected) < 1e-5);
+    }
+
+    #[test]
+    fn upsampler_off_the_f32_kernel_convolves_in_bands() {
+        let tensors = HashMap::from([
+            ("resample.1.weight".to_string(), random(&[2, 4, 3, 3], 40)),
+            ("resample.1.bias".to_string(), random(&[2], 41)),
+        ]);
+        let vb = |dtype| VarBuilder::from_tensors(tensors.clone(), dtype, &Device::Cpu);
+        let on_f32_kernel = Upsampler::new(4, false, vb(DType::F32)).unwrap();
+        let mut generic = Upsampler::new(4, false, vb(DType::F64)).unwrap();
+        let x = random(&[1, 4, 2, 3, 5], 42);
+        let mut cache = FrameCache::default();
+        let want = on_f32_kernel.forward(&x, &mut cache).unwrap();
+        let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let x64 = in_dtype(&x, DType::F64);
+        let whole = generic.forward(&x64, &mut cache).unwrap();
+        generic.column_bytes = 1;
+        let banded = generic.forward(&x64, &mut cache).unwrap();
+        assert_eq!(banded.dims(), &[1, 2, 2, 6, 10]);
+        assert_eq!(values_f64(&banded), values_f64(&whole));
+        assert!(max_diff(&in_dtype(&banded, DType::F32), &want) < 1e-5);
     }
 }
