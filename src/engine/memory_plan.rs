@@ -14,14 +14,14 @@
 //!   - one transformer step: hidden states, q/k/v and projections (about ten buffers of
 //!     tokens × width, two of them in f32 for the layer norms), the FFN's two buffers of
 //!     tokens × ffn width, at batch 2 when guiding, and the attention's score blocks
-//!     (`ATTENTION_QUERY_BLOCK` queries × all keys × heads, two alive at once in f32, plus one
-//!     in the compute dtype when that is not f32; `src/models/attention.rs`), except on the
-//!     CPU in f32, whose fused attention holds no score matrix;
+//!     (`models::attention::query_block` queries × all keys × heads, two alive at once in
+//!     f32, plus one in the compute dtype when that is not f32), except on the CPU in f32,
+//!     whose fused attention holds no score matrix;
 //!   - the VAE decode of one latent frame (4 video frames) at full resolution: measured at
-//!     about 26 full-resolution buffers of the last stage's channels on the CPU (the causal caches
-//!     keep each convolution's input alive, and the allocator keeps freed blocks); on CUDA
-//!     20 such buffers plus candle's im2col of the widest full-resolution convolution (9 ×
-//!     its input); and the decoded frames, kept until the end in several forms.
+//!     about 19 full-resolution buffers of the last stage's channels on the CPU (the allocator
+//!     keeps freed blocks); on CUDA 15 such buffers plus candle's im2col of the widest
+//!     full-resolution convolution, which the VAE bounds by convolving in bands of rows; and
+//!     the decoded frames, kept until the end in several forms.
 //!
 //! A job has two phases: encoding the prompts (only those not in the embedding cache), then
 //! denoising and decoding with the latents alive. [`MemoryPlan::peak`] is the larger of the
@@ -38,6 +38,7 @@
 
 use crate::client::protocol::ClipRequest;
 use crate::client::ComputeClass;
+use crate::models::attention::query_block;
 use crate::models::diffusers::ModelFolder;
 use crate::models::umt5;
 use crate::models::wan::config::{TransformerConfig, VaeConfig};
@@ -52,10 +53,6 @@ pub const BUDGET_ENV: &str = "GENCLIP_MEMORY_BUDGET_MB";
 /// estimate follows the code's buffers, and allocators and kernels add what it cannot see.
 pub const SAFETY: f64 = 1.5;
 
-/// Queries per block of `models::attention::attention` off the CPU (its `QUERY_BLOCK`): keep
-/// equal.
-pub const ATTENTION_QUERY_BLOCK: usize = 1024;
-
 /// On the CPU in f32 the attention is a fused kernel (`models::cpu::attention`) whose score
 /// blocks are 256 KiB per worker thread: no score matrix, this much for all threads.
 const FUSED_ATTENTION_BYTES: f64 = 16e6;
@@ -66,12 +63,16 @@ const TEXT_ROWS: usize = 512;
 /// Full-resolution buffers of the VAE decoder's last stage alive at its peak, in units of
 /// (4 frames × height × width × channels of the last stage × dtype size). Measured with
 /// `genclip-engine bench --component vae` on the `mid` VAE (base width 16), 5 or 9 frames:
-/// 153 MiB at 128 × 192 and 575 MiB at 240 × 416 (25.5 and 23.6 units); with candle's
-/// conv2d before the CPU convolution kernel, 150-158 and 598-605 MiB.
-const VAE_UNITS_CPU: f64 = 27.0;
-/// The same on CUDA without the im2col (no measurement yet; the CPU's count less the heap's
-/// kept blocks).
-const VAE_UNITS_CUDA: f64 = 20.0;
+/// 109-116 MiB at 128 × 192 and 422-425 MiB at 240 × 416 (18.2-19.3 and 17.3-17.4 units),
+/// since the causal caches keep copies of their two frames (before: 153 and 575 MiB, 25.5
+/// and 23.6 units, views that kept each convolution's whole input alive).
+const VAE_UNITS_CPU: f64 = 21.0;
+/// The same on CUDA, besides the im2col (no measurement yet: the CPU's count less the heap's
+/// kept blocks, scaled as the CPU's fell with the cache copies).
+const VAE_UNITS_CUDA: f64 = 14.0;
+/// candle's CUDA conv2d materialises its im2col; the VAE convolves in bands of output rows
+/// whose columns stay under this (`CONV2D_COLUMN_BYTES` in `models/wan/vae.rs`): keep equal.
+const VAE_COLUMN_BYTES: f64 = (256u64 << 20) as f64;
 
 /// What the CPU engine process needs besides the model (code, tokenizer, thread pools).
 const RUNTIME_CPU: u64 = 64_000_000;
@@ -335,13 +336,17 @@ pub fn estimate(
     let batch = if job.guided { 2.0 } else { 1.0 };
     let fused = class == ComputeClass::Cpu && dtype == DType::F32;
     let per_score = 8.0 + if dtype == DType::F32 { 0.0 } else { s };
-    let queries = tokens.min(ATTENTION_QUERY_BLOCK as f64);
     let (self_scores, cross_scores) = if fused {
         (FUSED_ATTENTION_BYTES, FUSED_ATTENTION_BYTES)
     } else {
+        // The blocks `models::attention` computes in: their queries × all keys × heads.
+        let rows = |samples: f64, keys: usize| -> f64 {
+            let block = query_block(samples as usize, tr.heads, keys) as f64;
+            samples * tr.heads as f64 * block.min(tokens) * keys as f64 * per_score
+        };
         (
-            batch * tr.heads as f64 * queries * tokens * per_score,
-            batch * job.prompts as f64 * tr.heads as f64 * queries * TEXT_ROWS as f64 * per_score,
+            rows(batch, tokens as usize),
+            rows(batch * job.prompts as f64, TEXT_ROWS),
         )
     };
     let width = tr.width as f64;
@@ -364,9 +369,13 @@ pub fn estimate(
     let unit = ts as f64 * pixels * c_full * sv;
     let chunk = match class {
         ComputeClass::Cpu => VAE_UNITS_CPU * unit,
-        // candle's CUDA conv2d materialises its im2col: 9 × the input of the widest
-        // full-resolution convolution (the last upsampler's, c_up channels).
-        ComputeClass::Cuda => VAE_UNITS_CUDA * unit + 9.0 * ts as f64 * pixels * c_up * sv,
+        // candle's CUDA conv2d materialises its im2col, 9 × the input of the widest
+        // full-resolution convolution (the last upsampler's, c_up channels), in bands of at
+        // most VAE_COLUMN_BYTES; joining the bands copies the output once more.
+        ComputeClass::Cuda => {
+            let columns = (9.0 * ts as f64 * pixels * c_up * sv).min(VAE_COLUMN_BYTES);
+            (VAE_UNITS_CUDA + 1.0) * unit + columns
+        }
     };
     let frames_out = job.frames as f64 * 3.0 * pixels * (sv + 4.0 * 4.0);
     let vae_decode = chunk + frames_out;
@@ -639,8 +648,8 @@ mod tests {
             let p = cpu(j);
             p.vae_decode - (j.frames as f64 * 3.0 * (j.width * j.height) as f64 * 20.0) as u64
         };
-        covers("vae 128 x 192", vae_only(&job(192, 128, 9)), 153);
-        covers("vae 240 x 416", vae_only(&job(416, 240, 9)), 575);
+        covers("vae 128 x 192", vae_only(&job(192, 128, 9)), 116);
+        covers("vae 240 x 416", vae_only(&job(416, 240, 9)), 425);
         // umT5 over 512 tokens: 31 MiB.
         covers("text encoder", cpu(&job(384, 256, 17)).text_encoder, 31);
     }
@@ -716,8 +725,10 @@ mod tests {
             (2_900_000_000..3_000_000_000).contains(&gpu.denoiser_weights),
             "{gpu:?}"
         );
-        // Off the CPU the attention's score blocks count: 2 × 12 heads × 1024 × 32,760 × 10 B.
-        assert!(gpu.transformer_step > 12_000_000_000, "{gpu:?}");
+        // Off the CPU the attention's score blocks count: 2 × 12 heads × 320 queries × 32,760
+        // keys × 10 B = 2.5 GB.
+        assert!(gpu.transformer_step > 7_000_000_000, "{gpu:?}");
+        assert!(gpu.transformer_step < 8_000_000_000, "{gpu:?}");
     }
 
     #[test]
