@@ -40,8 +40,18 @@ fn scratch(name: &str) -> PathBuf {
 /// The fixture's folder with the wide text encoder (the other components linked), made once.
 fn wide_model() -> &'static Path {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let root = scratch("model");
+    MODEL.get_or_init(|| make_wide_model("model", DType::F32))
+}
+
+/// The same with the text encoder's file in bf16 (as Wan's umT5 is published), 101 MB.
+fn wide_model_bf16() -> &'static Path {
+    static MODEL: OnceLock<PathBuf> = OnceLock::new();
+    MODEL.get_or_init(|| make_wide_model("model-bf16", DType::BF16))
+}
+
+fn make_wide_model(name: &str, stored: DType) -> PathBuf {
+    {
+        let root = scratch(name);
         for entry in ["scheduler", "tokenizer", "transformer", "vae"] {
             std::os::unix::fs::symlink(fixture().join(entry), root.join(entry)).unwrap();
         }
@@ -87,9 +97,13 @@ fn wide_model() -> &'static Path {
                 weights.insert(format!("encoder.block.{i}.{inner}"), tensor);
             }
         }
+        let weights: HashMap<String, Tensor> = weights
+            .into_iter()
+            .map(|(name, t)| (name, t.to_dtype(stored).unwrap()))
+            .collect();
         candle_core::safetensors::save(&weights, text.join("model.safetensors")).unwrap();
         root
-    })
+    }
 }
 
 /// An engine computing on the CPU, its memory capped at `budget` bytes if given.
@@ -106,8 +120,13 @@ fn engine(budget: Option<u64>) -> Engine {
 }
 
 fn request(dir: &Path, prompt: &str) -> ClipRequest {
+    // Large enough that the decode, not the encoder's pass, is the largest stage.
+    request_on(wide_model(), dir, prompt, 256)
+}
+
+fn request_on(model: &Path, dir: &Path, prompt: &str, size: usize) -> ClipRequest {
     ClipRequest {
-        model_folder: wide_model().to_path_buf(),
+        model_folder: model.to_path_buf(),
         prompts: vec![prompt.into()],
         weights: vec![vec![1.0]; 3],
         negative_prompt: "blurry".into(),
@@ -116,9 +135,8 @@ fn request(dir: &Path, prompt: &str) -> ClipRequest {
         guidance_scale: 5.0,
         shift: None,
         sampler: Sampler::ModelDefault,
-        // Large enough that the decode, not the encoder's pass, is the largest stage.
-        width: 256,
-        height: 256,
+        width: size,
+        height: size,
         frames: 9,
         windows: None,
         output: CacheTarget {
@@ -135,7 +153,7 @@ fn request(dir: &Path, prompt: &str) -> ClipRequest {
 
 fn plan(request: &ClipRequest) -> MemoryPlan {
     memory_plan::estimate(
-        &ModelShape::read(wide_model()).unwrap(),
+        &ModelShape::read(&request.model_folder).unwrap(),
         &JobShape::of(request),
         ComputeClass::Cpu,
         DType::F32,
@@ -155,9 +173,14 @@ fn generate(engine: &Engine, request: ClipRequest) -> Vec<f32> {
 
 /// VmRSS of a live process, in bytes.
 fn resident_of(pid: u32) -> u64 {
+    status_field(pid, "VmRSS:")
+}
+
+/// A memory figure of `/proc/PID/status` ("VmRSS:", "VmHWM:"), in bytes.
+fn status_field(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line["VmRSS:".len()..]
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    let kib: u64 = line[field.len()..]
         .trim()
         .trim_end_matches("kB")
         .trim()
@@ -249,4 +272,56 @@ fn shorter_still_the_encoder_runs_alone_and_the_transformer_is_loaded_again() {
         ),
         other => panic!("expected the refusal, got {other:?}"),
     }
+}
+
+/// VmHWM of a live process, in bytes.
+fn peak_of(pid: u32) -> u64 {
+    status_field(pid, "VmHWM:")
+}
+
+#[test]
+fn an_encoder_stored_in_bf16_is_held_as_stored_when_memory_is_shortest() {
+    let dir = scratch("as-stored");
+    let model = wide_model_bf16();
+    // Small frames: the encoding phase is the peak.
+    let request = |dir: &Path, prompt: &str| request_on(model, dir, prompt, 64);
+    let plan = plan(&request(&dir, "a yellow tram"));
+    let stored = plan
+        .text_encoder_stored_weights
+        .expect("bf16 files, f32 engine");
+    assert_eq!(stored * 2, plan.text_encoder_weights);
+
+    let reference = engine(None);
+    let alone = engine(Some(budget_between(
+        &plan,
+        Residency::TextEncoderWhileEncoding,
+        Residency::TextEncoderAlone,
+    )));
+    let as_stored = engine(Some(budget_between(
+        &plan,
+        Residency::TextEncoderAlone,
+        Residency::TextEncoderAsStoredAlone,
+    )));
+    let expected = generate(&reference, request(&dir.join("reference"), "a yellow tram"));
+    let widened = generate(&alone, request(&dir.join("alone"), "a yellow tram"));
+    let narrow = generate(&as_stored, request(&dir.join("as-stored"), "a yellow tram"));
+    assert!(expected == widened, "the encoder alone changed the clip");
+    assert!(
+        expected == narrow,
+        "the encoder's weights as stored changed the clip"
+    );
+    let (alone_peak, as_stored_peak) = (
+        peak_of(alone.pid().unwrap()),
+        peak_of(as_stored.pid().unwrap()),
+    );
+    eprintln!(
+        "engine peaks: encoder widened to f32 {} MiB, as stored (bf16) {} MiB",
+        alone_peak >> 20,
+        as_stored_peak >> 20
+    );
+    // Half the encoder's 201 MB, less what the load's own copies blur.
+    assert!(
+        as_stored_peak + stored / 2 < alone_peak,
+        "widened {alone_peak}, as stored {as_stored_peak}, {plan:?}"
+    );
 }

@@ -38,6 +38,7 @@
 
 use crate::client::protocol::ClipRequest;
 use crate::client::ComputeClass;
+use crate::engine::prompt_encoder::EncoderWeights;
 use crate::models::attention::query_block;
 use crate::models::diffusers::ModelFolder;
 use crate::models::umt5;
@@ -122,6 +123,8 @@ pub struct ModelShape {
     pub transformer_weights: u64,
     pub text_encoder_weights: u64,
     pub vae_decoder_weights: u64,
+    /// Bytes of the text encoder's files (bf16 for Wan's umT5).
+    pub text_encoder_stored_bytes: u64,
 }
 
 impl ModelShape {
@@ -164,6 +167,10 @@ impl ModelShape {
             },
             transformer_weights: elements("transformer", &|_| true)?,
             text_encoder_weights: elements("text_encoder", &|_| true)?,
+            text_encoder_stored_bytes: folder
+                .weights("text_encoder", DType::F32, &Device::Cpu)
+                .map_err(e)?
+                .stored_bytes(),
             // The pipeline builds only the decoder (the encoder half stays on disk).
             vae_decoder_weights: elements("vae", &|name| {
                 name.starts_with("decoder.") || name.starts_with("post_quant_conv.")
@@ -211,6 +218,10 @@ pub struct MemoryPlan {
     pub denoiser_weights: u64,
     /// The text encoder's weights (in the compute dtype, wherever it runs).
     pub text_encoder_weights: u64,
+    /// The same as stored, when that is less ([`Residency::TextEncoderAsStoredAlone`]).
+    pub text_encoder_stored_weights: Option<u64>,
+    /// What the encoder kept as stored widens at once: its largest matrix.
+    pub text_encoder_widening: u64,
     pub runtime: u64,
     pub latents: u64,
     /// The text encoder's pass over 512 tokens.
@@ -230,8 +241,12 @@ pub enum Residency {
     /// and dropped before denoising.
     TextEncoderWhileEncoding,
     /// The transformer and the VAE dropped while the text encoder runs and loaded again after
-    /// it: the least memory, for the time of a reload (seconds, from the page cache).
+    /// it, for the time of a reload (seconds, from the page cache).
     TextEncoderAlone,
+    /// As [`Residency::TextEncoderAlone`], the encoder's weights kept as the files store them
+    /// (bf16 in an f32 engine) and widened layer by layer: half its memory, some seconds more
+    /// per prompt. Only where the files are narrower than the compute dtype.
+    TextEncoderAsStoredAlone,
 }
 
 impl Residency {
@@ -242,6 +257,18 @@ impl Residency {
             Residency::TextEncoderAlone => {
                 "the text encoder runs alone, the transformer is loaded after it"
             }
+            Residency::TextEncoderAsStoredAlone => {
+                "the text encoder runs alone with its weights as stored, the transformer is \
+                 loaded after it"
+            }
+        }
+    }
+
+    /// How the text encoder's weights are held.
+    pub fn encoder_weights(self) -> EncoderWeights {
+        match self {
+            Residency::TextEncoderAsStoredAlone => EncoderWeights::AsStored,
+            _ => EncoderWeights::Widened,
         }
     }
 }
@@ -267,11 +294,19 @@ impl MemoryPlan {
             0
         };
         let encoding = if text.encoding && text.on_compute_device {
-            let beside = match residency {
-                Residency::TextEncoderAlone => 0,
-                _ => self.denoiser_weights,
+            let (beside, encoder, widening) = match residency {
+                Residency::Resident | Residency::TextEncoderWhileEncoding => {
+                    (self.denoiser_weights, self.text_encoder_weights, 0)
+                }
+                Residency::TextEncoderAlone => (0, self.text_encoder_weights, 0),
+                Residency::TextEncoderAsStoredAlone => (
+                    0,
+                    self.text_encoder_stored_weights
+                        .unwrap_or(self.text_encoder_weights),
+                    self.text_encoder_widening,
+                ),
             };
-            self.runtime + beside + self.text_encoder_weights + transient(self.text_encoder)
+            self.runtime + beside + encoder + transient(self.text_encoder + widening)
         } else {
             0
         };
@@ -314,6 +349,8 @@ pub fn estimate(
     let denoiser_weights =
         (model.transformer_weights as f64 * s + model.vae_decoder_weights as f64 * sv) as u64;
     let text_encoder_weights = (model.text_encoder_weights as f64 * s) as u64;
+    let text_encoder_stored_weights =
+        Some(model.text_encoder_stored_bytes).filter(|&b| b < text_encoder_weights);
 
     let vae = &model.vae;
     let (ts, ss) = (vae.temporal_scale.max(1), vae.spatial_scale.max(1));
@@ -387,6 +424,8 @@ pub fn estimate(
     MemoryPlan {
         denoiser_weights,
         text_encoder_weights,
+        text_encoder_stored_weights,
+        text_encoder_widening: (te.width * te.ffn) as u64 * dtype.size_in_bytes() as u64,
         runtime,
         latents: latents as u64,
         text_encoder: text_encoder as u64,
@@ -500,17 +539,20 @@ pub fn choose(
     class: ComputeClass,
     budget: &Budget,
 ) -> Result<Residency, String> {
-    let candidates: &[Residency] = match class {
-        ComputeClass::Cpu => &[
+    let mut candidates = match class {
+        ComputeClass::Cpu => vec![
             Residency::Resident,
             Residency::TextEncoderWhileEncoding,
             Residency::TextEncoderAlone,
         ],
-        ComputeClass::Cuda => &[
+        ComputeClass::Cuda => vec![
             Residency::TextEncoderWhileEncoding,
             Residency::TextEncoderAlone,
         ],
     };
+    if plan.text_encoder_stored_weights.is_some() {
+        candidates.push(Residency::TextEncoderAsStoredAlone);
+    }
     if let Some(residency) = candidates
         .iter()
         .copied()
@@ -580,6 +622,7 @@ mod tests {
             transformer_weights: 0,
             text_encoder_weights: 0,
             vae_decoder_weights: 0,
+            text_encoder_stored_bytes: 0,
         }
     }
 
@@ -607,6 +650,8 @@ mod tests {
             transformer_weights: 1_418_996_800,
             text_encoder_weights: 6_731_059_200,
             vae_decoder_weights: 73_295_603,
+            // The Diffusers repository stores umT5 in bf16.
+            text_encoder_stored_bytes: 13_462_118_400,
         }
     }
 
@@ -821,6 +866,8 @@ mod tests {
         MemoryPlan {
             denoiser_weights: 6_000_000_000,
             text_encoder_weights: 27_000_000_000,
+            text_encoder_stored_weights: None,
+            text_encoder_widening: 0,
             runtime: 0,
             latents: 0,
             text_encoder: 1_000_000_000,
@@ -869,6 +916,25 @@ mod tests {
             Ok(Residency::TextEncoderWhileEncoding)
         );
         assert_eq!(plan.text_encoder_on_cpu(), RUNTIME_CPU + 28_500_000_000);
+        // Encoder files in bf16 for an f32 engine: held as stored (13.5 GB, widening 1 GB at
+        // a time) it needs max(13.5 + 1.5 × 2, 21) = 21 GB.
+        let as_stored = MemoryPlan {
+            text_encoder_stored_weights: Some(13_500_000_000),
+            text_encoder_widening: 1_000_000_000,
+            ..round_plan()
+        };
+        let choose_as_stored =
+            |free: f64| choose(&as_stored, ENCODING_HERE, ComputeClass::Cpu, &gb(free));
+        assert_eq!(choose_as_stored(30.0), Ok(Residency::TextEncoderAlone));
+        assert_eq!(
+            choose_as_stored(22.0),
+            Ok(Residency::TextEncoderAsStoredAlone)
+        );
+        assert!(choose_as_stored(20.0)
+            .unwrap_err()
+            .starts_with("This clip needs about 21.0 GB"));
+        // Never offered where the files are as wide as the compute dtype.
+        assert!(choose(&plan, ENCODING_HERE, ComputeClass::Cpu, &gb(22.0)).is_err());
         // Unknown budget: the first choice of each class.
         let unknown = Budget {
             free: None,

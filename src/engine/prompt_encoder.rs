@@ -20,6 +20,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Text tokens encoded at most, and the rows the transformer always sees.
 pub const MAX_SEQUENCE_LENGTH: usize = 512;
 
+/// How the encoder's weights are held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncoderWeights {
+    /// In the compute dtype (bf16 files widened to f32 on the CPU once, at load).
+    Widened,
+    /// As the files store them when that is narrower (umT5's bf16 files: half the memory in
+    /// an f32 engine), each layer widening its weights where it computes: the same numbers,
+    /// some seconds more per prompt.
+    AsStored,
+}
+
 pub struct PromptEncoder {
     folder: ModelFolder,
     config: umt5::Config,
@@ -27,8 +38,8 @@ pub struct PromptEncoder {
     /// Where and in what precision the encoder runs.
     device: Device,
     dtype: DType,
-    /// The weights, while loaded.
-    encoder: Mutex<Option<Umt5Encoder>>,
+    /// The weights while loaded, and in which form.
+    encoder: Mutex<Option<(Umt5Encoder, EncoderWeights)>>,
     cache: TextEmbeddingCache,
     runs: AtomicU64,
     loads: AtomicU64,
@@ -52,16 +63,31 @@ impl PromptEncoder {
         })
     }
 
-    /// Loads the encoder's weights unless they are loaded.
+    /// Loads the encoder's weights unless they are loaded (in either form).
     pub fn load(&self) -> Result<()> {
-        let mut encoder = self.encoder.lock();
-        if encoder.is_none() {
-            let weights = self
-                .folder
-                .weights("text_encoder", self.dtype, &self.device)?;
-            *encoder = Some(Umt5Encoder::new(&self.config, weights.var_builder())?);
-            self.loads.fetch_add(1, Ordering::Relaxed);
+        if self.is_loaded() {
+            return Ok(());
         }
+        self.load_as(EncoderWeights::Widened)
+    }
+
+    /// Loads the encoder's weights in the form `form`, unless they are loaded so (weights
+    /// loaded in the other form are dropped first, so the two never share the memory).
+    pub fn load_as(&self, form: EncoderWeights) -> Result<()> {
+        let mut encoder = self.encoder.lock();
+        if encoder.as_ref().is_some_and(|(_, f)| *f == form) {
+            return Ok(());
+        }
+        encoder.take();
+        let weights = self
+            .folder
+            .weights("text_encoder", self.dtype, &self.device)?;
+        let weights = match form {
+            EncoderWeights::Widened => weights,
+            EncoderWeights::AsStored => weights.as_stored(),
+        };
+        *encoder = Some((Umt5Encoder::new(&self.config, weights.var_builder())?, form));
+        self.loads.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -99,7 +125,7 @@ impl PromptEncoder {
         let ids = Tensor::from_vec(ids, (1, len), &self.device)?;
         let embeds = {
             let encoder = self.encoder.lock();
-            let encoder = encoder.as_ref().expect("loaded just above");
+            let (encoder, _) = encoder.as_ref().expect("loaded just above");
             encoder.forward(&ids, None)?
         };
         self.runs.fetch_add(1, Ordering::Relaxed);

@@ -182,6 +182,8 @@ pub struct Weights {
     device: Device,
     /// For files in another layout than Diffusers' (see [`Weights::with_key_map`]).
     key_map: Option<KeyMap>,
+    /// Keep floats stored narrower than `dtype` as stored ([`Weights::as_stored`]).
+    as_stored: bool,
     /// What a person should do when a weight is missing.
     advice: &'static str,
 }
@@ -237,8 +239,28 @@ impl Weights {
             dtype,
             device: device.clone(),
             key_map: None,
+            as_stored: false,
             advice: POINT_AT_MODEL,
         })
+    }
+
+    /// Hands out floats stored narrower than the weights' dtype (bf16 or f16 files read for
+    /// f32) as stored, half the memory: the model code widens them where it computes, which
+    /// gives the same numbers (widening is exact).
+    pub fn as_stored(self) -> Weights {
+        Weights {
+            as_stored: true,
+            ..self
+        }
+    }
+
+    /// Bytes the tensors take as stored (from the file headers: nothing is read).
+    pub fn stored_bytes(&self) -> u64 {
+        self.owner
+            .iter()
+            .filter_map(|(name, &i)| self.shards[i].get(name).ok())
+            .map(|view| view.data().len() as u64)
+            .sum()
     }
 
     pub fn files(&self) -> &[PathBuf] {
@@ -328,6 +350,12 @@ impl Weights {
                 tensor.dims(),
                 shape.dims()
             )));
+        }
+        let narrower = tensor.dtype().is_float()
+            && dtype.is_float()
+            && tensor.dtype().size_in_bytes() < dtype.size_in_bytes();
+        if self.as_stored && narrower {
+            return Ok(tensor);
         }
         tensor.to_dtype(dtype)
     }

@@ -3,7 +3,9 @@
 //! T5's encoder with three differences that matter: every layer has its own relative
 //! position bias (T5 has one, in the first layer), attention scores are not scaled by
 //! 1/sqrt(d), and the feed-forward is gated GELU (tanh form). Norms are RMS norms without
-//! bias, computed in f32. Checkpoint keys:
+//! bias, computed in f32. The weights may be kept narrower than the compute dtype (bf16 files
+//! read for f32, `Weights::as_stored`): each layer widens them where it uses them, which
+//! computes the same numbers in half the memory. Checkpoint keys:
 //!
 //! ```text
 //! shared.weight                                            token embeddings (tied)
@@ -18,7 +20,7 @@
 use crate::models::cpu;
 use crate::models::diffusers::ModelFolder;
 use candle_core::{DType, Device, Error, Module, Result, Tensor, D};
-use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder};
+use candle_nn::{Embedding, Linear, VarBuilder};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -113,6 +115,51 @@ impl Module for RmsNorm {
     }
 }
 
+/// A projection without bias whose weight is widened to the input's dtype when they differ.
+#[derive(Debug, Clone)]
+struct Projection {
+    /// [out, in]
+    weight: Tensor,
+}
+
+impl Projection {
+    fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Projection {
+            weight: vb.get((out_dim, in_dim), "weight")?,
+        })
+    }
+}
+
+impl Module for Projection {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Linear::new(self.weight.to_dtype(x.dtype())?, None).forward(x)
+    }
+}
+
+/// An embedding table whose rows come out in `dtype` (the table may be stored narrower).
+#[derive(Debug, Clone)]
+struct Lookup {
+    table: Embedding,
+    dtype: DType,
+}
+
+impl Lookup {
+    fn new(rows: usize, width: usize, vb: VarBuilder) -> Result<Self> {
+        let dtype = vb.dtype();
+        let table = vb.get((rows, width), "weight")?;
+        Ok(Lookup {
+            table: Embedding::new(table, width),
+            dtype,
+        })
+    }
+}
+
+impl Module for Lookup {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        self.table.forward(ids)?.to_dtype(self.dtype)
+    }
+}
+
 /// Which of the relative-position buckets each (query, key) distance falls in, as
 /// Transformers computes it for a bidirectional encoder (same f32 operations, so bucket
 /// edges agree).
@@ -133,11 +180,11 @@ fn relative_bucket(relative: i64, num_buckets: usize, max_distance: usize) -> u3
 
 #[derive(Debug, Clone)]
 struct SelfAttention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    relative_attention_bias: Embedding,
+    q: Projection,
+    k: Projection,
+    v: Projection,
+    o: Projection,
+    relative_attention_bias: Lookup,
     num_heads: usize,
     d_kv: usize,
     num_buckets: usize,
@@ -148,11 +195,11 @@ impl SelfAttention {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let inner = cfg.num_heads * cfg.d_kv;
         Ok(SelfAttention {
-            q: linear_no_bias(cfg.d_model, inner, vb.pp("q"))?,
-            k: linear_no_bias(cfg.d_model, inner, vb.pp("k"))?,
-            v: linear_no_bias(cfg.d_model, inner, vb.pp("v"))?,
-            o: linear_no_bias(inner, cfg.d_model, vb.pp("o"))?,
-            relative_attention_bias: embedding(
+            q: Projection::new(cfg.d_model, inner, vb.pp("q"))?,
+            k: Projection::new(cfg.d_model, inner, vb.pp("k"))?,
+            v: Projection::new(cfg.d_model, inner, vb.pp("v"))?,
+            o: Projection::new(inner, cfg.d_model, vb.pp("o"))?,
+            relative_attention_bias: Lookup::new(
                 cfg.relative_attention_num_buckets,
                 cfg.num_heads,
                 vb.pp("relative_attention_bias"),
@@ -207,17 +254,17 @@ impl SelfAttention {
 
 #[derive(Debug, Clone)]
 struct GatedFeedForward {
-    wi_0: Linear,
-    wi_1: Linear,
-    wo: Linear,
+    wi_0: Projection,
+    wi_1: Projection,
+    wo: Projection,
 }
 
 impl GatedFeedForward {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         Ok(GatedFeedForward {
-            wi_0: linear_no_bias(cfg.d_model, cfg.d_ff, vb.pp("wi_0"))?,
-            wi_1: linear_no_bias(cfg.d_model, cfg.d_ff, vb.pp("wi_1"))?,
-            wo: linear_no_bias(cfg.d_ff, cfg.d_model, vb.pp("wo"))?,
+            wi_0: Projection::new(cfg.d_model, cfg.d_ff, vb.pp("wi_0"))?,
+            wi_1: Projection::new(cfg.d_model, cfg.d_ff, vb.pp("wi_1"))?,
+            wo: Projection::new(cfg.d_ff, cfg.d_model, vb.pp("wo"))?,
         })
     }
 }
@@ -260,7 +307,7 @@ impl Block {
 /// The encoder: token ids in, one embedding per token out.
 #[derive(Debug, Clone)]
 pub struct Umt5Encoder {
-    shared: Embedding,
+    shared: Lookup,
     blocks: Vec<Block>,
     final_norm: RmsNorm,
 }
@@ -269,9 +316,9 @@ impl Umt5Encoder {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         // Tied embeddings: checkpoints store `shared.weight`; some also `encoder.embed_tokens`.
         let shared = if vb.contains_tensor("shared.weight") {
-            embedding(cfg.vocab_size, cfg.d_model, vb.pp("shared"))?
+            Lookup::new(cfg.vocab_size, cfg.d_model, vb.pp("shared"))?
         } else {
-            embedding(cfg.vocab_size, cfg.d_model, vb.pp("encoder.embed_tokens"))?
+            Lookup::new(cfg.vocab_size, cfg.d_model, vb.pp("encoder.embed_tokens"))?
         };
         let blocks = (0..cfg.num_layers)
             .map(|i| Block::new(cfg, vb.pp(format!("encoder.block.{i}"))))

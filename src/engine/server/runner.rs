@@ -446,13 +446,17 @@ fn load_for(
     let started = Instant::now();
     let folder = &model.folder;
     if texts.iter().any(|t| pipeline.text().needs_encoding(t)) {
-        if residency == Residency::TextEncoderAlone && pipeline.denoiser_loaded() {
+        let alone = matches!(
+            residency,
+            Residency::TextEncoderAlone | Residency::TextEncoderAsStoredAlone
+        );
+        if alone && pipeline.denoiser_loaded() {
             pipeline.release_denoiser();
             give_back_free_memory();
         }
         pipeline
             .text()
-            .load()
+            .load_as(residency.encoder_weights())
             .map_err(|e| cannot_load(folder, &e))?;
         progress.pipeline(PipelineStage::EncodingText);
         for text in texts {
