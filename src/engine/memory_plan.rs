@@ -250,6 +250,15 @@ pub enum Residency {
 }
 
 impl Residency {
+    /// What a job gets when its memory cannot be estimated: everything kept on the CPU, the
+    /// encoder loaded only to encode on a GPU (as [`choose`] picks with an unknown budget).
+    pub fn unguarded(class: ComputeClass) -> Residency {
+        match class {
+            ComputeClass::Cpu => Residency::Resident,
+            ComputeClass::Cuda => Residency::TextEncoderWhileEncoding,
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Residency::Resident => "everything stays loaded",
@@ -540,16 +549,13 @@ pub fn choose(
     budget: &Budget,
 ) -> Result<Residency, String> {
     let mut candidates = match class {
-        ComputeClass::Cpu => vec![
-            Residency::Resident,
-            Residency::TextEncoderWhileEncoding,
-            Residency::TextEncoderAlone,
-        ],
-        ComputeClass::Cuda => vec![
-            Residency::TextEncoderWhileEncoding,
-            Residency::TextEncoderAlone,
-        ],
+        ComputeClass::Cpu => vec![Residency::Resident],
+        ComputeClass::Cuda => vec![],
     };
+    candidates.extend([
+        Residency::TextEncoderWhileEncoding,
+        Residency::TextEncoderAlone,
+    ]);
     if plan.text_encoder_stored_weights.is_some() {
         candidates.push(Residency::TextEncoderAsStoredAlone);
     }
@@ -941,10 +947,12 @@ mod tests {
             limit: None,
             place: String::new(),
         };
-        assert_eq!(
-            choose(&plan, ENCODING_HERE, ComputeClass::Cpu, &unknown),
-            Ok(Residency::Resident)
-        );
+        for class in [ComputeClass::Cpu, ComputeClass::Cuda] {
+            assert_eq!(
+                choose(&plan, ENCODING_HERE, class, &unknown),
+                Ok(Residency::unguarded(class))
+            );
+        }
     }
 
     #[test]

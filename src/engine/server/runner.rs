@@ -196,7 +196,7 @@ impl Runner {
     /// only the model folder's configs and weight headers.
     fn plan_memory(&mut self, request: &ClipRequest, text: TextWork) -> Result<Residency, String> {
         let Some(model) = self.loaded.as_ref() else {
-            return Ok(Residency::Resident);
+            return Ok(Residency::unguarded(self.class()));
         };
         let canonical = model.folder.clone();
         if self.shape.as_ref().is_none_or(|(f, _)| *f != canonical) {
@@ -208,7 +208,7 @@ impl Runner {
                         "genclip-engine: no memory estimate for {}: {e}",
                         canonical.display()
                     );
-                    return Ok(Residency::Resident);
+                    return Ok(Residency::unguarded(self.class()));
                 }
             }
         }
