@@ -258,12 +258,12 @@ impl CausalConv3d {
     /// The forward pass with this convolution's slot of the frame cache.
     pub(super) fn forward_cached(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
         let slot = cache.slot();
-        let keep = frames_to_keep(x, slot)?;
         let y = match slot {
             Slot::Frames(history) => self.forward(x, Some(history))?,
             _ => self.forward(x, None)?,
         };
-        *slot = Slot::Frames(keep);
+        // Copied after the convolution, whose input with the history in front is gone by then.
+        *slot = Slot::Frames(frames_to_keep(x, slot)?);
         Ok(y)
     }
 }
@@ -324,16 +324,22 @@ impl ResidualBlock {
     }
 
     pub(super) fn forward(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+        // Each intermediate goes as soon as the next is made (a temporary in a longer
+        // expression, or a shadowed binding, would live on): in the decoder's last stages
+        // these are its largest buffers.
+        let y = {
+            let a = self.norm1.forward(x)?.silu()?;
+            self.conv1.forward_cached(&a, cache)?
+        };
+        let y = {
+            let a = self.norm2.forward(&y)?.silu()?;
+            drop(y);
+            self.conv2.forward_cached(&a, cache)?
+        };
         let h = match &self.shortcut {
             Some(conv) => conv.forward(x, None)?,
             None => x.clone(),
         };
-        let y = self
-            .conv1
-            .forward_cached(&self.norm1.forward(x)?.silu()?, cache)?;
-        let y = self
-            .conv2
-            .forward_cached(&self.norm2.forward(&y)?.silu()?, cache)?;
         y + h
     }
 }
