@@ -6,7 +6,10 @@
 //! every temporal convolution keeps the last two frames of its input from the previous call
 //! ([`FrameCache`]), so memory does not grow with the clip's length. The first latent frame
 //! yields one video frame, each later one four (two temporal upsamplings, skipped on the
-//! first frame). candle has no 3-D convolution: on the CPU [`CausalConv3d`] is one matrix
+//! first frame). The stages after the last temporal upsampling, where the activations are
+//! largest, run on one video frame at a time ([`WanVaeDecoder::finish_frames`]): they mix
+//! frames only through the cache, so this gives the same result bit for bit while only one
+//! frame's full-resolution activations exist at once. candle has no 3-D convolution: on the CPU [`CausalConv3d`] is one matrix
 //! product over all its taps (`models::cpu::conv3d`), elsewhere a sum of 2-D convolutions
 //! over its temporal taps, each in bands of output rows where candle's im2col would be large
 //! ([`conv2d_in_bands`], also for the upsamplers' 3 × 3 convolutions). Checkpoint keys are
@@ -103,6 +106,22 @@ impl FrameCache {
     /// of frames of the encoder.
     pub(super) fn start_chunk(&mut self) {
         self.cursor = 0;
+    }
+
+    /// Where the cursor stands: the slot the next convolution will take.
+    fn position(&self) -> usize {
+        self.cursor
+    }
+
+    /// Moves the cursor back to `position` (from [`FrameCache::position`]), so that the same
+    /// convolutions run again with their slots: the decoder's per-frame stages, once per
+    /// video frame.
+    fn rewind_to(&mut self, position: usize) {
+        debug_assert!(
+            position <= self.cursor,
+            "the cache rewinds, never skips ahead"
+        );
+        self.cursor = position;
     }
 
     /// The next convolution's slot.
@@ -239,12 +258,12 @@ impl CausalConv3d {
     /// The forward pass with this convolution's slot of the frame cache.
     pub(super) fn forward_cached(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
         let slot = cache.slot();
-        let keep = frames_to_keep(x, slot)?;
         let y = match slot {
             Slot::Frames(history) => self.forward(x, Some(history))?,
             _ => self.forward(x, None)?,
         };
-        *slot = Slot::Frames(keep);
+        // Copied after the convolution, whose input with the history in front is gone by then.
+        *slot = Slot::Frames(frames_to_keep(x, slot)?);
         Ok(y)
     }
 }
@@ -305,16 +324,22 @@ impl ResidualBlock {
     }
 
     pub(super) fn forward(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+        // Each intermediate goes as soon as the next is made (a temporary in a longer
+        // expression, or a shadowed binding, would live on): in the decoder's last stages
+        // these are its largest buffers.
+        let y = {
+            let a = self.norm1.forward(x)?.silu()?;
+            self.conv1.forward_cached(&a, cache)?
+        };
+        let y = {
+            let a = self.norm2.forward(&y)?.silu()?;
+            drop(y);
+            self.conv2.forward_cached(&a, cache)?
+        };
         let h = match &self.shortcut {
             Some(conv) => conv.forward(x, None)?,
             None => x.clone(),
         };
-        let y = self
-            .conv1
-            .forward_cached(&self.norm1.forward(x)?.silu()?, cache)?;
-        let y = self
-            .conv2
-            .forward_cached(&self.norm2.forward(&y)?.silu()?, cache)?;
         y + h
     }
 }
@@ -452,6 +477,19 @@ struct UpBlock {
     upsampler: Option<Upsampler>,
 }
 
+impl UpBlock {
+    fn forward(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+        let mut x = x.clone();
+        for resnet in &self.resnets {
+            x = resnet.forward(&x, cache)?;
+        }
+        match &self.upsampler {
+            Some(up) => up.forward(&x, cache),
+            None => Ok(x),
+        }
+    }
+}
+
 /// The config's `latents_mean` and `latents_std` as f32 [1, z, 1, 1, 1] tensors.
 pub(super) fn latent_stats(cfg: &VaeConfig, device: &Device) -> Result<(Tensor, Tensor)> {
     let stats = |v: &[f64]| {
@@ -470,7 +508,12 @@ pub struct WanVaeDecoder {
     conv_in: CausalConv3d,
     mid_resnets: [ResidualBlock; 2],
     mid_attention: FrameAttention,
-    up_blocks: Vec<UpBlock>,
+    /// The up-blocks up to the one whose upsampler is the last to double the frames (none if
+    /// no stage upsamples in time): they turn a latent frame into its video frames.
+    up_blocks_in_time: Vec<UpBlock>,
+    /// The up-blocks after it, which keep the frame count; with the head, they run on one
+    /// video frame at a time.
+    up_blocks_per_frame: Vec<UpBlock>,
     norm_out: ChannelRmsNorm,
     conv_out: CausalConv3d,
     latents_mean: Tensor,
@@ -512,6 +555,9 @@ impl WanVaeDecoder {
             };
             up_blocks.push(UpBlock { resnets, upsampler });
         }
+        // Blocks from the one after the last temporal upsampler on keep the frame count.
+        let per_frame_from = temporal_up.iter().rposition(|t| *t).map_or(0, |i| i + 1);
+        let up_blocks_per_frame = up_blocks.split_off(per_frame_from);
         let out_dim = *dims.last().expect("stages");
         let (latents_mean, latents_std) = latent_stats(cfg, vb.device())?;
         Ok(WanVaeDecoder {
@@ -522,7 +568,8 @@ impl WanVaeDecoder {
                 ResidualBlock::new(dims[0], dims[0], d.pp("mid_block.resnets.1"))?,
             ],
             mid_attention: FrameAttention::new(dims[0], d.pp("mid_block.attentions.0"))?,
-            up_blocks,
+            up_blocks_in_time: up_blocks,
+            up_blocks_per_frame,
             norm_out: ChannelRmsNorm::new(out_dim, 3, d.pp("norm_out"))?,
             conv_out: CausalConv3d::new(out_dim, cfg.out_channels, (3, 3, 3), 1, d.pp("conv_out"))?,
             latents_mean,
@@ -557,27 +604,57 @@ impl WanVaeDecoder {
         let x = self.post_quant_conv(z)?;
         let frames = x.dim(2)?;
         let mut cache = FrameCache::default();
-        let mut outputs = Vec::with_capacity(frames);
+        let mut video = Vec::new();
         for i in 0..frames {
             cache.start_chunk();
-            outputs.push(self.decode_frame(&x.narrow(2, i, 1)?, &mut cache)?);
+            self.decode_frame(&x.narrow(2, i, 1)?, &mut cache, &mut video)?;
             on_frame(i + 1, frames)?;
         }
-        Tensor::cat(&outputs, 2)?.clamp(-1f32, 1f32)
+        Tensor::cat(&video, 2)?.clamp(-1f32, 1f32)
     }
 
-    fn decode_frame(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+    /// Decodes one latent frame [b, z, 1, h, w], appending its video frames (one for the
+    /// first latent frame, else the temporal scale) to `video`, one [b, 3, 1, H, W] each.
+    ///
+    /// The per-frame stages run once per video frame with the cache rewound to their first
+    /// slot: a causal convolution over frames f0, f1, .. with history h is the convolution of
+    /// f0 with history h, then of f1 with history (h's last frame, f0), and so on, which is
+    /// what each slot holds after the previous frame ([`frames_to_keep`]).
+    fn decode_frame(
+        &self,
+        x: &Tensor,
+        cache: &mut FrameCache,
+        video: &mut Vec<Tensor>,
+    ) -> Result<()> {
+        let x = self.upsample_in_time(x, cache)?;
+        let first_per_frame_slot = cache.position();
+        for f in 0..x.dim(2)? {
+            cache.rewind_to(first_per_frame_slot);
+            video.push(self.finish_frames(&x.narrow(2, f, 1)?, cache)?);
+        }
+        Ok(())
+    }
+
+    /// The stages up to the last temporal upsampler: one latent frame [b, z, 1, h, w] to its
+    /// video frames, at that stage's channels and size.
+    fn upsample_in_time(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
         let mut x = self.conv_in.forward_cached(x, cache)?;
         x = self.mid_resnets[0].forward(&x, cache)?;
         x = self.mid_attention.forward(&x)?;
         x = self.mid_resnets[1].forward(&x, cache)?;
-        for block in &self.up_blocks {
-            for resnet in &block.resnets {
-                x = resnet.forward(&x, cache)?;
-            }
-            if let Some(up) = &block.upsampler {
-                x = up.forward(&x, cache)?;
-            }
+        for block in &self.up_blocks_in_time {
+            x = block.forward(&x, cache)?;
+        }
+        Ok(x)
+    }
+
+    /// The stages after the last temporal upsampler, to RGB: they keep the frame count and
+    /// treat frames independently but for the causal convolutions' history, so they may run
+    /// on any number of consecutive frames at a time; the decoder gives them one.
+    fn finish_frames(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
+        let mut x = x.clone();
+        for block in &self.up_blocks_per_frame {
+            x = block.forward(&x, cache)?;
         }
         let x = self.norm_out.forward(&x)?.silu()?;
         self.conv_out.forward_cached(&x, cache)
@@ -893,6 +970,128 @@ mod tests {
         assert_eq!(values_f64(&banded), values_f64(&whole));
         let expected = direct(&x.pad_with_zeros(2, 2, 0).unwrap(), &w, &b, 1, 1);
         assert!(max_diff(&in_dtype(&banded, DType::F32), &expected) < 1e-5);
+    }
+
+    /// Weights drawn at random, the same for the same name: a decoder of any config without
+    /// a checkpoint. Scaled by 1 / sqrt(fan-in) so that activations stay of order one and the
+    /// clamped output is not all ±1.
+    struct RandomWeights;
+
+    impl candle_nn::var_builder::SimpleBackend for RandomWeights {
+        fn get(
+            &self,
+            s: candle_core::Shape,
+            name: &str,
+            _: candle_nn::Init,
+            dtype: DType,
+            dev: &Device,
+        ) -> Result<Tensor> {
+            // FNV-1a of the name.
+            let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            });
+            let dims = s.dims();
+            let fan_in = dims.iter().skip(1).product::<usize>().max(1);
+            let scale = if dims.len() == 1 {
+                0.1
+            } else {
+                1.0 / (fan_in as f64).sqrt()
+            };
+            (TorchGenerator::manual_seed(seed).randn_tensor(dims, dev)? * scale)?.to_dtype(dtype)
+        }
+
+        fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
+            candle_core::bail!("{name}: random weights need a shape")
+        }
+
+        fn contains_tensor(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn random_decoder(temperal_downsample: &[bool], num_res_blocks: usize) -> WanVaeDecoder {
+        let z_dim = 4;
+        let cfg = VaeConfig {
+            base_dim: 4,
+            decoder_base_dim: None,
+            z_dim,
+            dim_mult: vec![1, 2, 2, 2],
+            num_res_blocks,
+            attn_scales: vec![],
+            temperal_downsample: temperal_downsample.to_vec(),
+            dropout: 0.0,
+            latents_mean: vec![0.0; z_dim],
+            latents_std: vec![1.0; z_dim],
+            is_residual: false,
+            in_channels: 3,
+            out_channels: 3,
+            patch_size: None,
+            scale_factor_temporal: None,
+            scale_factor_spatial: None,
+        };
+        let vb = VarBuilder::from_backend(Box::new(RandomWeights), DType::F32, Device::Cpu);
+        WanVaeDecoder::new(&cfg, vb).unwrap()
+    }
+
+    #[test]
+    fn the_per_frame_stages_start_after_the_last_temporal_upsampler() {
+        // Blocks are in decoding order, the config's downsampling flags reversed.
+        for (temporal, in_time) in [
+            ([false, true, true], 2),
+            ([true, false, true], 3),
+            ([false, false, true], 1),
+            ([false, false, false], 0),
+        ] {
+            let vae = random_decoder(&temporal, 1);
+            assert_eq!(vae.up_blocks_in_time.len(), in_time, "{temporal:?}");
+            assert_eq!(vae.up_blocks_per_frame.len(), 4 - in_time, "{temporal:?}");
+        }
+    }
+
+    /// The decoder before it ran its last stages frame by frame: each latent frame's video
+    /// frames through them together.
+    fn decode_latent_frames_whole(vae: &WanVaeDecoder, z: &Tensor) -> Tensor {
+        let x = vae.post_quant_conv(z).unwrap();
+        let mut cache = FrameCache::default();
+        let mut outputs = Vec::new();
+        for i in 0..x.dim(2).unwrap() {
+            cache.start_chunk();
+            let frames = vae
+                .upsample_in_time(&x.narrow(2, i, 1).unwrap(), &mut cache)
+                .unwrap();
+            outputs.push(vae.finish_frames(&frames, &mut cache).unwrap());
+        }
+        Tensor::cat(&outputs, 2)
+            .unwrap()
+            .clamp(-1f32, 1f32)
+            .unwrap()
+    }
+
+    #[test]
+    fn decoding_frame_by_frame_equals_decoding_latent_frames_whole() {
+        // Wan's layout, one with a spatial upsampling between the temporal ones, one with two
+        // spatial ones after its only temporal one, and one with no temporal upsampling.
+        for (temporal, scale) in [
+            ([false, true, true], 4),
+            ([true, false, true], 4),
+            ([false, false, true], 2),
+            ([false, false, false], 1),
+        ] {
+            let vae = random_decoder(&temporal, 2);
+            let z = random(&[1, 4, 3, 3, 2], 50);
+            let video = vae.decode(&z, |_, _| Ok(())).unwrap();
+            assert_eq!(video.dims(), &[1, 3, 1 + 2 * scale, 24, 16], "{temporal:?}");
+            let values = video.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let inside = values.iter().filter(|v| v.abs() < 1.0).count();
+            assert!(inside > values.len() / 2, "{temporal:?}: mostly clamped");
+            // Bit for bit: the same sums in the same order.
+            let whole = decode_latent_frames_whole(&vae, &z);
+            assert_eq!(
+                values,
+                whole.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                "{temporal:?}"
+            );
+        }
     }
 
     #[test]
