@@ -17,11 +17,11 @@
 //!     (`models::attention::query_block` queries × all keys × heads, two alive at once in
 //!     f32, plus one in the compute dtype when that is not f32), except on the CPU in f32,
 //!     whose fused attention holds no score matrix;
-//!   - the VAE decode of one latent frame (4 video frames) at full resolution: measured at
-//!     about 19 full-resolution buffers of the last stage's channels on the CPU (the allocator
-//!     keeps freed blocks); on CUDA 15 such buffers plus candle's im2col of the widest
-//!     full-resolution convolution, which the VAE bounds by convolving in bands of rows; and
-//!     the decoded frames, kept until the end in several forms.
+//!   - the VAE decode of one latent frame (4 video frames, the full-resolution stages one
+//!     frame at a time): measured at about 13 four-frame buffers of the last stage's channels
+//!     on the CPU (mostly the causal caches); on CUDA 11 such buffers plus candle's im2col of
+//!     the widest full-resolution convolution, which the VAE bounds by convolving in bands of
+//!     rows; and the decoded frames, kept until the end in several forms.
 //!
 //! A job has two phases: encoding the prompts (only those not in the embedding cache), then
 //! denoising and decoding with the latents alive. [`MemoryPlan::peak`] is the larger of the
@@ -63,14 +63,15 @@ const TEXT_ROWS: usize = 512;
 
 /// Full-resolution buffers of the VAE decoder's last stage alive at its peak, in units of
 /// (4 frames × height × width × channels of the last stage × dtype size). Measured with
-/// `genclip-engine bench --component vae` on the `mid` VAE (base width 16), 5 or 9 frames:
-/// 109-116 MiB at 128 × 192 and 422-425 MiB at 240 × 416 (18.2-19.3 and 17.3-17.4 units),
-/// since the causal caches keep copies of their two frames (before: 153 and 575 MiB, 25.5
-/// and 23.6 units, views that kept each convolution's whole input alive).
-const VAE_UNITS_CPU: f64 = 21.0;
+/// `genclip-engine bench --component vae` on the `mid` VAE (base width 16), 9 frames: 73-79
+/// MiB at 128 × 192 and 275-293 MiB at 240 × 416 (12.2-13.1 and 11.3-12.0 units), since the
+/// stages after the last temporal upsampler run one video frame at a time and the causal
+/// caches keep copies of their two frames (first 153 and 575 MiB, 25.5 and 23.6 units). What
+/// remains is mostly the causal caches themselves.
+const VAE_UNITS_CPU: f64 = 14.0;
 /// The same on CUDA, besides the im2col (no measurement yet: the CPU's count less the heap's
-/// kept blocks, scaled as the CPU's fell with the cache copies).
-const VAE_UNITS_CUDA: f64 = 14.0;
+/// kept blocks, scaled as the CPU's fell).
+const VAE_UNITS_CUDA: f64 = 10.0;
 /// candle's CUDA conv2d materialises its im2col; the VAE convolves in bands of output rows
 /// whose columns stay under this (`CONV2D_COLUMN_BYTES` in `models/wan/vae.rs`): keep equal.
 const VAE_COLUMN_BYTES: f64 = (256u64 << 20) as f64;
@@ -416,10 +417,11 @@ pub fn estimate(
     let chunk = match class {
         ComputeClass::Cpu => VAE_UNITS_CPU * unit,
         // candle's CUDA conv2d materialises its im2col, 9 × the input of the widest
-        // full-resolution convolution (the last upsampler's, c_up channels), in bands of at
-        // most VAE_COLUMN_BYTES; joining the bands copies the output once more.
+        // full-resolution convolution (the last upsampler's, c_up channels, one frame at a
+        // time), in bands of at most VAE_COLUMN_BYTES; joining the bands copies the output
+        // once more.
         ComputeClass::Cuda => {
-            let columns = (9.0 * ts as f64 * pixels * c_up * sv).min(VAE_COLUMN_BYTES);
+            let columns = (9.0 * pixels * c_up * sv).min(VAE_COLUMN_BYTES);
             (VAE_UNITS_CUDA + 1.0) * unit + columns
         }
     };
@@ -699,8 +701,8 @@ mod tests {
             let p = cpu(j);
             p.vae_decode - (j.frames as f64 * 3.0 * (j.width * j.height) as f64 * 20.0) as u64
         };
-        covers("vae 128 x 192", vae_only(&job(192, 128, 9)), 116);
-        covers("vae 240 x 416", vae_only(&job(416, 240, 9)), 425);
+        covers("vae 128 x 192", vae_only(&job(192, 128, 9)), 79);
+        covers("vae 240 x 416", vae_only(&job(416, 240, 9)), 293);
         // umT5 over 512 tokens: 31 MiB.
         covers("text encoder", cpu(&job(384, 256, 17)).text_encoder, 31);
     }
@@ -737,13 +739,19 @@ mod tests {
             + (SAFETY * plan.text_encoder as f64) as u64;
         let generating_phase = resident - plan.text_encoder_weights;
         assert_eq!(while_encoding, encoding_phase.max(generating_phase));
-        assert!(while_encoding + 20_000_000_000 < resident, "{plan:?}");
-        // Alone, the encoder phase loses the transformer's 6 GB, and generating is the peak.
+        assert!(while_encoding + 15_000_000_000 < resident, "{plan:?}");
+        // Alone, the encoder phase loses the transformer's 6 GB.
         let alone = plan.peak(Residency::TextEncoderAlone, ENCODING_HERE);
         assert_eq!(
             alone,
             generating_phase.max(encoding_phase - plan.denoiser_weights)
         );
+        // The encoder as published (bf16) halves its 26.9 GB: generating is then the peak,
+        // under 24 GB.
+        let as_stored = plan.peak(Residency::TextEncoderAsStoredAlone, ENCODING_HERE);
+        assert_eq!(plan.text_encoder_stored_weights, Some(13_462_118_400));
+        assert_eq!(as_stored, generating_phase);
+        assert!(as_stored < 24_000_000_000, "{plan:?}");
         // With every prompt cached no encoder runs: only generating counts.
         let cached = TextWork {
             encoding: false,
