@@ -9,20 +9,10 @@ use genclip::cache::{CacheKey, DiskCache, ReadOutcome};
 use genclip::client::protocol::{CacheTarget, ClipRequest, Sampler};
 use genclip::client::{ComputeClass, Engine, EngineConfig, JobState};
 use genclip::engine::memory_plan::{self, JobShape, ModelShape, Residency, TextWork, BUDGET_ENV};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn model_folder() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_tiny_a/model")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join(format!("genclip-memory-guard-{}", std::process::id()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{fixture_model, process_memory, scratch};
 
 fn engine(dir: &Path, budget_mb: Option<&str>) -> Engine {
     let mut config = EngineConfig::serve(env!("CARGO_BIN_EXE_genclip-engine"));
@@ -39,7 +29,7 @@ fn engine(dir: &Path, budget_mb: Option<&str>) -> Engine {
 
 fn request(dir: &Path, name: &str) -> ClipRequest {
     ClipRequest {
-        model_folder: model_folder(),
+        model_folder: fixture_model(),
         prompts: vec!["a kite over a beach".into()],
         weights: vec![vec![1.0]; 5],
         negative_prompt: String::new(),
@@ -72,19 +62,6 @@ fn files_in(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// VmHWM of a live process, in bytes.
-fn peak_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line["VmHWM:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }
 
 #[test]
@@ -121,7 +98,7 @@ fn over_budget_fails_before_loading_with_the_sentence_and_caches_nothing() {
     let journal = std::fs::read_to_string(dir.join("journal.log")).unwrap();
     assert!(journal.contains("event=failed"), "{journal}");
     // Nothing was loaded: the engine's peak is a process that never read a weight.
-    if let Some(peak) = engine.pid().and_then(peak_of) {
+    if let Some(peak) = engine.pid().and_then(|pid| process_memory(pid, "VmHWM:")) {
         eprintln!("engine peak after the refused job: {} MiB", peak >> 20);
     }
 }
@@ -132,7 +109,7 @@ fn within_budget_the_job_is_done_and_the_peak_stays_under_the_estimate() {
     let engine = engine(&dir, None);
     let request = request(&dir, "within");
     let plan = memory_plan::estimate(
-        &ModelShape::read(&model_folder()).unwrap(),
+        &ModelShape::read(&fixture_model()).unwrap(),
         &JobShape::of(&request),
         ComputeClass::Cpu,
         DType::F32,
@@ -154,7 +131,7 @@ fn within_budget_the_job_is_done_and_the_peak_stays_under_the_estimate() {
     ));
     // The engine is still up (idle): its high-water mark covers the whole job.
     let pid = engine.pid().expect("the engine idles after its job");
-    if let Some(measured) = peak_of(pid) {
+    if let Some(measured) = process_memory(pid, "VmHWM:") {
         eprintln!(
             "tiny 256 x 256 x 17: engine peak {} MiB, estimate {} MiB ({plan:?})",
             measured >> 20,

@@ -18,24 +18,22 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod common;
+use common::{fixture_model, process_memory, scratch};
+
+fn rss_of(pid: u32) -> u64 {
+    process_memory(pid, "VmRSS:").expect("the engine's /proc status")
+}
+
+fn hwm_of(pid: u32) -> u64 {
+    process_memory(pid, "VmHWM:").expect("the engine's /proc status")
+}
+
 /// The widened encoder: 32 layers of FFN width 16,384 (3 matrices × 32 × 16,384 × 4 bytes
 /// each), 201 MB. Many layers rather than a wider FFN: the estimate of the encoder's pass
 /// grows with the width and not with the layers, and the test needs the weights to dominate.
 const WIDE_LAYERS: usize = 32;
 const WIDE_FFN: usize = 16_384;
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_tiny_a/model")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join(format!("genclip-memory-residency-{}", std::process::id()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The fixture's folder with the wide text encoder (the other components linked), made once.
 fn wide_model() -> &'static Path {
@@ -53,23 +51,24 @@ fn make_wide_model(name: &str, stored: DType) -> PathBuf {
     {
         let root = scratch(name);
         for entry in ["scheduler", "tokenizer", "transformer", "vae"] {
-            std::os::unix::fs::symlink(fixture().join(entry), root.join(entry)).unwrap();
+            std::os::unix::fs::symlink(fixture_model().join(entry), root.join(entry)).unwrap();
         }
         std::fs::copy(
-            fixture().join("model_index.json"),
+            fixture_model().join("model_index.json"),
             root.join("model_index.json"),
         )
         .unwrap();
         let text = root.join("text_encoder");
         std::fs::create_dir(&text).unwrap();
-        let config = std::fs::read_to_string(fixture().join("text_encoder/config.json")).unwrap();
+        let config =
+            std::fs::read_to_string(fixture_model().join("text_encoder/config.json")).unwrap();
         let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
         let fixture_layers = config["num_layers"].as_u64().unwrap() as usize;
         config["d_ff"] = WIDE_FFN.into();
         config["num_layers"] = WIDE_LAYERS.into();
         std::fs::write(text.join("config.json"), config.to_string()).unwrap();
         let fixture_weights = candle_core::safetensors::load(
-            fixture().join("text_encoder/model.safetensors"),
+            fixture_model().join("text_encoder/model.safetensors"),
             &Device::Cpu,
         )
         .unwrap();
@@ -172,24 +171,6 @@ fn generate(engine: &Engine, request: ClipRequest) -> Vec<f32> {
     }
 }
 
-/// VmRSS of a live process, in bytes.
-fn resident_of(pid: u32) -> u64 {
-    status_field(pid, "VmRSS:")
-}
-
-/// A memory figure of `/proc/PID/status` ("VmRSS:", "VmHWM:"), in bytes.
-fn status_field(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    let kib: u64 = line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap();
-    kib * 1024
-}
-
 /// A budget (bytes) halfway between two residencies' peaks.
 fn budget_between(plan: &MemoryPlan, more: Residency, less: Residency) -> u64 {
     let encoding = TextWork {
@@ -213,7 +194,7 @@ fn short_of_memory_the_engine_drops_the_text_encoder_and_makes_the_same_clip() {
     // Plenty of memory: everything stays loaded.
     let plenty = engine(None);
     let kept_clip = generate(&plenty, request(&dir.join("plenty"), "a red kite"));
-    let kept_rss = resident_of(plenty.pid().unwrap());
+    let kept_rss = rss_of(plenty.pid().unwrap());
 
     // Too little to keep the encoder: it is dropped once the prompts are encoded.
     let short = engine(Some(budget_between(
@@ -222,7 +203,7 @@ fn short_of_memory_the_engine_drops_the_text_encoder_and_makes_the_same_clip() {
         Residency::TextEncoderWhileEncoding,
     )));
     let dropped_clip = generate(&short, request(&dir.join("short"), "a red kite"));
-    let dropped_rss = resident_of(short.pid().unwrap());
+    let dropped_rss = rss_of(short.pid().unwrap());
     eprintln!(
         "engine resident after the job: encoder kept {} MiB, dropped {} MiB (encoder weights {} MiB)",
         kept_rss >> 20,
@@ -278,11 +259,6 @@ fn shorter_still_the_encoder_runs_alone_and_the_transformer_is_loaded_again() {
     }
 }
 
-/// VmHWM of a live process, in bytes.
-fn peak_of(pid: u32) -> u64 {
-    status_field(pid, "VmHWM:")
-}
-
 #[test]
 fn an_encoder_stored_in_bf16_is_held_as_stored_when_memory_is_shortest() {
     let dir = scratch("as-stored");
@@ -315,8 +291,8 @@ fn an_encoder_stored_in_bf16_is_held_as_stored_when_memory_is_shortest() {
         "the encoder's weights as stored changed the clip"
     );
     let (alone_peak, as_stored_peak) = (
-        peak_of(alone.pid().unwrap()),
-        peak_of(as_stored.pid().unwrap()),
+        hwm_of(alone.pid().unwrap()),
+        hwm_of(as_stored.pid().unwrap()),
     );
     eprintln!(
         "engine peaks: encoder widened to f32 {} MiB, as stored (bf16) {} MiB",
