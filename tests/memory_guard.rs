@@ -12,7 +12,8 @@ use genclip::engine::memory_plan::{self, JobShape, ModelShape, Residency, TextWo
 use std::path::Path;
 
 mod common;
-use common::{fixture_model, process_memory, scratch};
+use common::{fixture_model, scratch};
+use genclip::engine::bench::memory_of;
 
 fn engine(dir: &Path, budget_mb: Option<&str>) -> Engine {
     let mut config = EngineConfig::serve(env!("CARGO_BIN_EXE_genclip-engine"));
@@ -98,7 +99,7 @@ fn over_budget_fails_before_loading_with_the_sentence_and_caches_nothing() {
     let journal = std::fs::read_to_string(dir.join("journal.log")).unwrap();
     assert!(journal.contains("event=failed"), "{journal}");
     // Nothing was loaded: the engine's peak is a process that never read a weight.
-    if let Some(peak) = engine.pid().and_then(|pid| process_memory(pid, "VmHWM:")) {
+    if let Some(peak) = engine.pid().and_then(memory_of).map(|m| m.peak) {
         eprintln!("engine peak after the refused job: {} MiB", peak >> 20);
     }
 }
@@ -131,7 +132,7 @@ fn within_budget_the_job_is_done_and_the_peak_stays_under_the_estimate() {
     ));
     // The engine is still up (idle): its high-water mark covers the whole job.
     let pid = engine.pid().expect("the engine idles after its job");
-    if let Some(measured) = process_memory(pid, "VmHWM:") {
+    if let Some(measured) = memory_of(pid).map(|m| m.peak) {
         eprintln!(
             "tiny 256 x 256 x 17: engine peak {} MiB, estimate {} MiB ({plan:?})",
             measured >> 20,

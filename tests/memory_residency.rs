@@ -19,14 +19,15 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 mod common;
-use common::{fixture_model, process_memory, scratch};
+use common::{fixture_model, scratch};
+use genclip::engine::bench::memory_of;
 
 fn rss_of(pid: u32) -> u64 {
-    process_memory(pid, "VmRSS:").expect("the engine's /proc status")
+    memory_of(pid).expect("the engine's /proc status").resident
 }
 
 fn hwm_of(pid: u32) -> u64 {
-    process_memory(pid, "VmHWM:").expect("the engine's /proc status")
+    memory_of(pid).expect("the engine's /proc status").peak
 }
 
 /// The widened encoder: 32 layers of FFN width 16,384 (3 matrices × 32 × 16,384 × 4 bytes

@@ -75,7 +75,16 @@ pub struct Memory {
 
 /// This process's resident memory, or `None` where `/proc` is not there.
 pub fn memory() -> Option<Memory> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    memory_in("/proc/self/status")
+}
+
+/// Process `pid`'s resident memory (the tests watch engine processes with it).
+pub fn memory_of(pid: u32) -> Option<Memory> {
+    memory_in(&format!("/proc/{pid}/status"))
+}
+
+fn memory_in(status_file: &str) -> Option<Memory> {
+    let status = std::fs::read_to_string(status_file).ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
         let kib: u64 = line[name.len()..]

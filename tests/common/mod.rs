@@ -73,19 +73,6 @@ pub fn fixture_model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_tiny_a/model")
 }
 
-/// A memory figure of a live process's `/proc/PID/status` ("VmRSS:", "VmHWM:"), in bytes.
-pub fn process_memory(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kib: u64 = line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
-
 /// The frame cache every plugin of this test process uses: a scratch folder, never the
 /// user's own cache. Set before the plugin first looks for it (it reads it once).
 pub fn cache_dir() -> &'static Path {
