@@ -9,8 +9,9 @@
 //! first frame). The stages after the last temporal upsampling, where the activations are
 //! largest, run on one video frame at a time ([`WanVaeDecoder::finish_frames`]): they mix
 //! frames only through the cache, so this gives the same result bit for bit while only one
-//! frame's full-resolution activations exist at once. candle has no 3-D convolution: on the CPU [`CausalConv3d`] is one matrix
-//! product over all its taps (`models::cpu::conv3d`), elsewhere a sum of 2-D convolutions
+//! frame's full-resolution activations exist at once. candle has no 3-D convolution: on the
+//! CPU [`CausalConv3d`] is one matrix product over all its taps, reading the cached and the new
+//! frames where they lie (`models::cpu::conv3d_in_parts`), elsewhere a sum of 2-D convolutions
 //! over its temporal taps, each in bands of output rows where candle's im2col would be large
 //! ([`conv2d_in_bands`], also for the upsamplers' 3 × 3 convolutions). Checkpoint keys are
 //! the Diffusers names under `decoder.` and `post_quant_conv`.
@@ -202,29 +203,45 @@ impl CausalConv3d {
         Ok(conv)
     }
 
-    /// `x` [b, c, t, h, w]; `history`: earlier frames to put in front instead of zeros.
+    /// `x` [b, c, t, h, w]; `history`: earlier frames, whose last `front` stand in front of `x`
+    /// (zero frames for any missing).
     pub(super) fn forward(&self, x: &Tensor, history: Option<&Tensor>) -> Result<Tensor> {
         let front = self.front;
-        // Earlier frames stand in front where there are some; zeros fill what is missing.
-        let (x, have) = match history {
-            Some(h) if front > 0 => (Tensor::cat(&[h, x], 2)?, h.dim(2)?),
-            _ => (x.clone(), 0),
+        let history = match history {
+            Some(h) if front > 0 => {
+                let t = h.dim(2)?;
+                Some(h.narrow(2, t.saturating_sub(front), t.min(front))?)
+            }
+            _ => None,
         };
-        let x = if have < front {
-            x.pad_with_zeros(2, front - have, 0)?
-        } else {
-            x
-        };
-        let (b, c, t_padded, h, w) = x.dims5()?;
+        let have = history.as_ref().map_or(Ok(0), |h| h.dim(2))?;
+        let zeros = front - have;
         let (kt, stride) = (self.weight.dim(2)?, self.temporal_stride);
+        let t_padded = zeros + have + x.dim(2)?;
         if t_padded < kt {
             return Err(candle_core::Error::msg(format!(
                 "temporal convolution of {kt} taps got only {t_padded} frames"
             )));
         }
-        if cpu::is_cpu_f32(&[&x, &self.weight, &self.bias]) {
-            return cpu::conv3d(&x, &self.weight, &self.bias, self.spatial_padding, stride);
+        let parts: Vec<&Tensor> = history.iter().chain([x]).collect();
+        if cpu::is_cpu_f32(&[x, &self.weight, &self.bias]) {
+            // Each frame read where it lies: no joined copy.
+            return cpu::conv3d_in_parts(
+                zeros,
+                &parts,
+                &self.weight,
+                &self.bias,
+                self.spatial_padding,
+                stride,
+            );
         }
+        let x = Tensor::cat(&parts, 2)?;
+        let x = if zeros > 0 {
+            x.pad_with_zeros(2, zeros, 0)?
+        } else {
+            x
+        };
+        let (b, c, _, h, w) = x.dims5()?;
         // Elsewhere: one 2-D convolution per temporal tap, summed.
         let t_out = (t_padded - kt) / stride + 1;
         let mut out: Option<Tensor> = None;
@@ -262,7 +279,6 @@ impl CausalConv3d {
             Slot::Frames(history) => self.forward(x, Some(history))?,
             _ => self.forward(x, None)?,
         };
-        // Copied after the convolution, whose input with the history in front is gone by then.
         *slot = Slot::Frames(frames_to_keep(x, slot)?);
         Ok(y)
     }
