@@ -13,7 +13,7 @@ mod math;
 
 pub use activation::{gelu_tanh, gelu_tanh_mul};
 pub use attention::attention;
-pub use conv::conv3d;
+pub use conv::{conv3d, conv3d_in_parts};
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};
 

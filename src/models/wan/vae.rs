@@ -9,8 +9,9 @@
 //! first frame). The stages after the last temporal upsampling, where the activations are
 //! largest, run on one video frame at a time ([`WanVaeDecoder::finish_frames`]): they mix
 //! frames only through the cache, so this gives the same result bit for bit while only one
-//! frame's full-resolution activations exist at once. candle has no 3-D convolution: on the CPU [`CausalConv3d`] is one matrix
-//! product over all its taps (`models::cpu::conv3d`), elsewhere a sum of 2-D convolutions
+//! frame's full-resolution activations exist at once. candle has no 3-D convolution: on the
+//! CPU [`CausalConv3d`] is one matrix product over all its taps, reading the cached and the new
+//! frames where they lie (`models::cpu::conv3d_in_parts`), elsewhere a sum of 2-D convolutions
 //! over its temporal taps, each in bands of output rows where candle's im2col would be large
 //! ([`conv2d_in_bands`], also for the upsamplers' 3 × 3 convolutions). Checkpoint keys are
 //! the Diffusers names under `decoder.` and `post_quant_conv`.
@@ -89,8 +90,8 @@ pub(super) enum Slot {
     Empty,
     /// The first frame passed a temporal upsampler, which skips its convolution then.
     SkippedFirst,
-    /// The last input frames.
-    Frames(Tensor),
+    /// The last input frames, oldest first, one [b, c, 1, h, w] tensor each.
+    Frames(Vec<Tensor>),
 }
 
 /// The per-clip state of the causal convolutions of the decoder (or the encoder), one slot
@@ -135,23 +136,25 @@ impl FrameCache {
 }
 
 /// The last two frames of `x` (with the previous input's last frame in front when `x` has
-/// only one), which the next call will see before its own frames.
+/// only one), one tensor each, which the next call will see before its own frames.
 ///
-/// Always a copy of just those frames: a narrowed view would keep all of `x` (the decoder's
-/// four frames at full resolution) alive until the next latent frame. `force_contiguous`
-/// copies even where the frames happen to be laid out contiguously; `contiguous` would then
-/// return the view, and `copy` clones the whole storage.
-fn frames_to_keep(x: &Tensor, previous: &Slot) -> Result<Tensor> {
+/// A frame of `x` is always a copy of just that frame: a narrowed view would keep all of `x`
+/// (the decoder's four frames at full resolution) alive until the next latent frame.
+/// `force_contiguous` copies even where the frame happens to be laid out contiguously;
+/// `contiguous` would then return the view, and `copy` clones the whole storage. A previous
+/// frame is already such a copy, and is shared.
+fn frames_to_keep(x: &Tensor, previous: &Slot) -> Result<Vec<Tensor>> {
     let t = x.dim(2)?;
-    let tail = x.narrow(2, t.saturating_sub(CACHED_FRAMES), t.min(CACHED_FRAMES))?;
-    match previous {
-        // `cat` writes a new tensor.
-        Slot::Frames(prev) if tail.dim(2)? < CACHED_FRAMES => {
-            let last = prev.narrow(2, prev.dim(2)? - 1, 1)?;
-            Tensor::cat(&[&last, &tail], 2)
+    let mut kept = match previous {
+        Slot::Frames(prev) if t < CACHED_FRAMES => {
+            prev[prev.len().saturating_sub(CACHED_FRAMES - t)..].to_vec()
         }
-        _ => tail.force_contiguous(),
+        _ => Vec::new(),
+    };
+    for f in t.saturating_sub(CACHED_FRAMES)..t {
+        kept.push(x.narrow(2, f, 1)?.force_contiguous()?);
     }
+    Ok(kept)
 }
 
 /// A 3-D convolution, causal in time (all temporal padding in front), symmetric in space.
@@ -202,29 +205,47 @@ impl CausalConv3d {
         Ok(conv)
     }
 
-    /// `x` [b, c, t, h, w]; `history`: earlier frames to put in front instead of zeros.
-    pub(super) fn forward(&self, x: &Tensor, history: Option<&Tensor>) -> Result<Tensor> {
-        let front = self.front;
-        // Earlier frames stand in front where there are some; zeros fill what is missing.
-        let (x, have) = match history {
-            Some(h) if front > 0 => (Tensor::cat(&[h, x], 2)?, h.dim(2)?),
-            _ => (x.clone(), 0),
-        };
-        let x = if have < front {
-            x.pad_with_zeros(2, front - have, 0)?
-        } else {
-            x
-        };
-        let (b, c, t_padded, h, w) = x.dims5()?;
+    /// `x` [b, c, t, h, w]; `history`: earlier frames, oldest first, whose last `front` stand
+    /// in front of `x` (zero frames for any missing).
+    pub(super) fn forward(&self, x: &Tensor, history: &[Tensor]) -> Result<Tensor> {
+        // The input in parts, taken from the history's end: what stands in front of `x`.
+        let mut zeros = self.front;
+        let mut parts = vec![x.clone()];
+        for h in history.iter().rev() {
+            if zeros == 0 {
+                break;
+            }
+            let t = h.dim(2)?;
+            let take = t.min(zeros);
+            parts.insert(0, h.narrow(2, t - take, take)?);
+            zeros -= take;
+        }
+        let parts: Vec<&Tensor> = parts.iter().collect();
         let (kt, stride) = (self.weight.dim(2)?, self.temporal_stride);
+        let t_padded = zeros + parts.iter().map(|p| p.dim(2)).sum::<Result<usize>>()?;
         if t_padded < kt {
             return Err(candle_core::Error::msg(format!(
                 "temporal convolution of {kt} taps got only {t_padded} frames"
             )));
         }
-        if cpu::is_cpu_f32(&[&x, &self.weight, &self.bias]) {
-            return cpu::conv3d(&x, &self.weight, &self.bias, self.spatial_padding, stride);
+        if cpu::is_cpu_f32(&[x, &self.weight, &self.bias]) {
+            // Each frame read where it lies: no joined copy.
+            return cpu::conv3d_in_parts(
+                zeros,
+                &parts,
+                &self.weight,
+                &self.bias,
+                self.spatial_padding,
+                stride,
+            );
         }
+        let x = Tensor::cat(&parts, 2)?;
+        let x = if zeros > 0 {
+            x.pad_with_zeros(2, zeros, 0)?
+        } else {
+            x
+        };
+        let (b, c, _, h, w) = x.dims5()?;
         // Elsewhere: one 2-D convolution per temporal tap, summed.
         let t_out = (t_padded - kt) / stride + 1;
         let mut out: Option<Tensor> = None;
@@ -259,10 +280,9 @@ impl CausalConv3d {
     pub(super) fn forward_cached(&self, x: &Tensor, cache: &mut FrameCache) -> Result<Tensor> {
         let slot = cache.slot();
         let y = match slot {
-            Slot::Frames(history) => self.forward(x, Some(history))?,
-            _ => self.forward(x, None)?,
+            Slot::Frames(history) => self.forward(x, history)?,
+            _ => self.forward(x, &[])?,
         };
-        // Copied after the convolution, whose input with the history in front is gone by then.
         *slot = Slot::Frames(frames_to_keep(x, slot)?);
         Ok(y)
     }
@@ -337,7 +357,7 @@ impl ResidualBlock {
             self.conv2.forward_cached(&a, cache)?
         };
         let h = match &self.shortcut {
-            Some(conv) => conv.forward(x, None)?,
+            Some(conv) => conv.forward(x, &[])?,
             None => x.clone(),
         };
         y + h
@@ -425,13 +445,14 @@ impl Upsampler {
                     // After a skipped first frame the history is a zero frame.
                     let keep = match slot {
                         Slot::SkippedFirst if x.dim(2)? < CACHED_FRAMES => {
-                            Tensor::cat(&[&x.zeros_like()?, &x], 2)?
+                            let previous = Slot::Frames(vec![x.zeros_like()?]);
+                            frames_to_keep(&x, &previous)?
                         }
                         _ => frames_to_keep(&x, slot)?,
                     };
                     let y = match slot {
-                        Slot::Frames(history) => time_conv.forward(&x, Some(history))?,
-                        _ => time_conv.forward(&x, None)?,
+                        Slot::Frames(history) => time_conv.forward(&x, history)?,
+                        _ => time_conv.forward(&x, &[])?,
                     };
                     *slot = Slot::Frames(keep);
                     // [b, 2c, t, h, w] -> [b, c, 2t, h, w], interleaving the two halves in time.
@@ -591,7 +612,7 @@ impl WanVaeDecoder {
 
     /// The 1x1x1 convolution applied to all latent frames before decoding.
     pub fn post_quant_conv(&self, z: &Tensor) -> Result<Tensor> {
-        self.post_quant_conv.forward(z, None)
+        self.post_quant_conv.forward(z, &[])
     }
 
     /// Decodes de-normalised latents [b, z, f, h, w] to video in [-1, 1], one latent frame
@@ -758,7 +779,7 @@ mod tests {
     fn causal_conv3d_equals_a_direct_3d_convolution() {
         let (conv, w, b) = conv((3, 3, 3), 2, 3);
         let x = random(&[1, 2, 5, 4, 6], 3);
-        let y = conv.forward(&x, None).unwrap();
+        let y = conv.forward(&x, &[]).unwrap();
         assert_eq!(y.dims(), &[1, 3, 5, 4, 6]);
         // Causal: two zero frames in front, none behind.
         let expected = direct(&x.pad_with_zeros(2, 2, 0).unwrap(), &w, &b, 1, 1);
@@ -769,25 +790,22 @@ mod tests {
     fn history_continues_the_convolution_across_calls() {
         let (conv, _, _) = conv((3, 3, 3), 2, 2);
         let x = random(&[1, 2, 6, 3, 3], 4);
-        let whole = conv.forward(&x, None).unwrap();
-        // First 4 frames, then 2 more with the last two input frames as history.
-        let first = conv.forward(&x.narrow(2, 0, 4).unwrap(), None).unwrap();
-        let second = conv
-            .forward(
-                &x.narrow(2, 4, 2).unwrap(),
-                Some(&x.narrow(2, 2, 2).unwrap()),
-            )
-            .unwrap();
-        let joined = Tensor::cat(&[&first, &second], 2).unwrap();
+        let whole = conv.forward(&x, &[]).unwrap();
+        let frame = |i| x.narrow(2, i, 1).unwrap();
+        // First 4 frames, then 2 more with earlier input frames as history, of which the last
+        // two count: in one tensor, or one tensor a frame.
+        let first = conv.forward(&x.narrow(2, 0, 4).unwrap(), &[]).unwrap();
         let expected = whole.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(max_diff(&joined, &expected) < 1e-6);
+        for history in [
+            vec![x.narrow(2, 2, 2).unwrap()],
+            vec![frame(1), frame(2), frame(3)],
+        ] {
+            let second = conv.forward(&x.narrow(2, 4, 2).unwrap(), &history);
+            let joined = Tensor::cat(&[&first, &second.unwrap()], 2).unwrap();
+            assert!(max_diff(&joined, &expected) < 1e-6);
+        }
         // One frame of history (after a one-frame call) is topped up with one zero frame.
-        let short = conv
-            .forward(
-                &x.narrow(2, 1, 1).unwrap(),
-                Some(&x.narrow(2, 0, 1).unwrap()),
-            )
-            .unwrap();
+        let short = conv.forward(&frame(1), &[frame(0)]).unwrap();
         let expected = whole
             .narrow(2, 1, 1)
             .unwrap()
@@ -812,33 +830,56 @@ mod tests {
         );
         let conv = CausalConv3d::strided_in_time(2, 2, 3, 2, vb).unwrap();
         let x = random(&[1, 2, 7, 2, 3], 7);
-        let y = conv.forward(&x, None).unwrap();
+        let y = conv.forward(&x, &[]).unwrap();
         assert_eq!(y.dim(2).unwrap(), 3);
         assert!(max_diff(&y, &direct(&x, &w, &b, 0, 2)) < 1e-5);
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    /// The values of kept frames, oldest first, each one frame.
+    fn kept_values(kept: &[Tensor]) -> Vec<f32> {
+        kept.iter()
+            .flat_map(|frame| {
+                assert_eq!(frame.dim(2).unwrap(), 1);
+                values(frame)
+            })
+            .collect()
     }
 
     #[test]
     fn the_frame_cache_keeps_the_last_two_input_frames() {
         let x = random(&[1, 1, 3, 1, 1], 8);
-        assert_eq!(frames_to_keep(&x, &Slot::Empty).unwrap().dim(2).unwrap(), 2);
-        let one = x.narrow(2, 2, 1).unwrap();
-        let kept = frames_to_keep(&one, &Slot::Frames(x.narrow(2, 0, 2).unwrap())).unwrap();
-        let expected = x
-            .narrow(2, 1, 2)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let frame = |i| x.narrow(2, i, 1).unwrap();
+        let last_two = values(&x.narrow(2, 1, 2).unwrap());
+        let kept = frames_to_keep(&x, &Slot::Empty).unwrap();
+        assert_eq!(kept_values(&kept), last_two);
+        // One frame: the previous input's last frame in front, if any.
+        let previous = Slot::Frames(vec![frame(0), frame(1)]);
+        let kept = frames_to_keep(&frame(2), &previous).unwrap();
+        assert_eq!(kept_values(&kept), last_two);
+        let Slot::Frames(prev) = &previous else {
+            unreachable!()
+        };
         assert_eq!(
-            kept.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            expected
+            storage_of(&kept[0]),
+            storage_of(&prev[1]),
+            "shared, not copied"
         );
+        let kept = frames_to_keep(&frame(0), &Slot::Empty).unwrap();
+        assert_eq!(kept_values(&kept), values(&frame(0)));
     }
-    /// Elements in the storage behind `t` (a CPU tensor), which a view shares with its source.
-    fn storage_elements(t: &Tensor) -> usize {
+
+    /// The storage behind `t` (a CPU tensor), which a view shares with its source: its
+    /// elements and where they are.
+    fn storage_of(t: &Tensor) -> (usize, *const f32) {
         match &*t.storage_and_layout().0 {
-            candle_core::Storage::Cpu(s) => s.as_slice::<f32>().unwrap().len(),
+            candle_core::Storage::Cpu(s) => {
+                let data = s.as_slice::<f32>().unwrap();
+                (data.len(), data.as_ptr())
+            }
             _ => unreachable!("CPU tensors only"),
         }
     }
@@ -847,25 +888,20 @@ mod tests {
     fn the_frame_cache_holds_copies_of_only_the_kept_frames() {
         // Four frames of two channels: the last two are not contiguous in memory.
         let x = random(&[1, 2, 4, 3, 5], 9);
-        let kept = frames_to_keep(&x, &Slot::Empty).unwrap();
-        assert_eq!(storage_elements(&kept), 2 * 2 * 3 * 5);
-        // One channel: the last two frames lie contiguously, and are copied all the same.
+        for frame in frames_to_keep(&x, &Slot::Empty).unwrap() {
+            assert_eq!(storage_of(&frame).0, 2 * 3 * 5);
+        }
+        // One channel: each frame lies contiguously, and is copied all the same.
         let x = random(&[1, 1, 4, 3, 5], 10);
         let kept = frames_to_keep(&x, &Slot::Empty).unwrap();
-        assert_eq!(storage_elements(&kept), 2 * 3 * 5);
-        assert_eq!(
-            kept.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            x.narrow(2, 2, 2)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        );
+        for frame in &kept {
+            assert_eq!(storage_of(frame).0, 3 * 5);
+        }
+        assert_eq!(kept_values(&kept), values(&x.narrow(2, 2, 2).unwrap()));
         // A one-frame view of a longer clip (the decoder's input frame) is not kept whole.
         let clip = random(&[1, 2, 5, 3, 5], 11);
         let kept = frames_to_keep(&clip.narrow(2, 1, 1).unwrap(), &Slot::Empty).unwrap();
-        assert_eq!(storage_elements(&kept), 2 * 3 * 5);
+        assert_eq!(storage_of(&kept[0]).0, 2 * 3 * 5);
     }
 
     fn in_dtype(t: &Tensor, dtype: DType) -> Tensor {
@@ -964,9 +1000,9 @@ mod tests {
         let mut conv = CausalConv3d::new(2, 3, (3, 3, 3), 1, vb).unwrap();
         let x = random(&[1, 2, 5, 4, 6], 3);
         let x64 = in_dtype(&x, DType::F64);
-        let whole = conv.forward(&x64, None).unwrap();
+        let whole = conv.forward(&x64, &[]).unwrap();
         conv.column_bytes = 1;
-        let banded = conv.forward(&x64, None).unwrap();
+        let banded = conv.forward(&x64, &[]).unwrap();
         assert_eq!(values_f64(&banded), values_f64(&whole));
         let expected = direct(&x.pad_with_zeros(2, 2, 0).unwrap(), &w, &b, 1, 1);
         assert!(max_diff(&in_dtype(&banded, DType::F32), &expected) < 1e-5);

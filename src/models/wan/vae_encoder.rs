@@ -70,11 +70,14 @@ impl Downsampler {
         let slot = cache.slot();
         let keep = x.narrow(2, t - 1, 1)?;
         let y = match slot {
-            Slot::Frames(last) => time_conv.forward(&Tensor::cat(&[&*last, &x], 2)?, None)?,
+            Slot::Frames(last) => {
+                let frames: Vec<&Tensor> = last.iter().chain([&x]).collect();
+                time_conv.forward(&Tensor::cat(&frames, 2)?, &[])?
+            }
             // The first chunk passes through unchanged.
             _ => x,
         };
-        *slot = Slot::Frames(keep);
+        *slot = Slot::Frames(vec![keep]);
         Ok(y)
     }
 }
@@ -184,7 +187,7 @@ impl WanVaeEncoder {
             on_chunk(i + 1, chunks)?;
         }
         // The posterior's parameters: mean, then log-variance.
-        let moments = self.quant_conv.forward(&Tensor::cat(&outputs, 2)?, None)?;
+        let moments = self.quant_conv.forward(&Tensor::cat(&outputs, 2)?, &[])?;
         moments.narrow(1, 0, self.z_dim)
     }
 
