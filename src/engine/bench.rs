@@ -16,6 +16,8 @@
 //! not hide the forward pass's.
 
 use crate::cli::Flags;
+use crate::client::ComputeClass;
+use crate::engine::memory_plan::{self, JobShape, ModelShape};
 use crate::engine::pipeline::{Pipeline, Request};
 use crate::models::diffusers::ModelFolder;
 use crate::models::umt5::{self, Umt5Encoder};
@@ -238,6 +240,75 @@ impl Loaded {
     }
 }
 
+/// What the memory guard (`memory_plan`) estimates this component holds at its peak for the
+/// bench's inputs: the runtime, its weights and 1.5 × its stage. Next to the measured peak
+/// (`tools/gpu_bench.sh` prints both) it checks the guard's constants on a new device.
+fn guard_estimate(options: &Options, loaded: &Loaded) -> Option<Value> {
+    let shape = ModelShape::read(&options.model).ok()?;
+    let class = if options.device.is_cpu() {
+        ComputeClass::Cpu
+    } else {
+        ComputeClass::Cuda
+    };
+    let (ts, ss) = (
+        shape.vae.temporal_scale.max(1),
+        shape.vae.spatial_scale.max(1),
+    );
+    // The clip a latent [batch, channels, frames, height, width] stands for.
+    let job_of = |latent: &Tensor| -> Option<JobShape> {
+        let (batch, _, frames, height, width) = latent.dims5().ok()?;
+        let frames = (frames.max(1) - 1) * ts + 1;
+        Some(JobShape {
+            width: width * ss,
+            height: height * ss,
+            frames,
+            window_frames: frames,
+            guided: batch == 2,
+            prompts: 1,
+        })
+    };
+    let plan_for = |job: &JobShape| memory_plan::estimate(&shape, job, class, options.dtype);
+    let size = |dtype: DType| dtype.size_in_bytes() as u64;
+    let vae_dtype = memory_plan::vae_dtype(class, options.dtype);
+    let (plan, weights, stage) = match loaded {
+        Loaded::Transformer { latents, .. } => {
+            let plan = plan_for(&job_of(latents)?);
+            let stage = plan.transformer_step;
+            (plan, shape.transformer_weights * size(options.dtype), stage)
+        }
+        Loaded::Vae { z, .. } => {
+            let plan = plan_for(&job_of(z)?);
+            // The bench keeps the decoder's output, not the clip's copies.
+            let stage = plan.vae_decode - plan.decoded_frames;
+            (plan, shape.vae_decoder_weights * size(vae_dtype), stage)
+        }
+        Loaded::TextEncoder { .. } => {
+            let plan = plan_for(&JobShape {
+                width: 0,
+                height: 0,
+                frames: 1,
+                window_frames: 1,
+                guided: false,
+                prompts: 1,
+            });
+            let stage = plan.text_encoder;
+            (
+                plan,
+                shape.text_encoder_weights * size(options.dtype),
+                stage,
+            )
+        }
+        Loaded::Pipeline { .. } => return None,
+    };
+    let peak = plan.runtime + weights + (memory_plan::SAFETY * stage as f64) as u64;
+    Some(json!({
+        "runtime": plan.runtime,
+        "weights": weights,
+        "stage": stage,
+        "peak": peak,
+    }))
+}
+
 fn median(times: &[f64]) -> f64 {
     let mut sorted = times.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -324,6 +395,7 @@ pub fn measure(options: &Options) -> Result<Value, String> {
         "peak_rss_runs": bytes(after_runs, |m| m.peak),
         "peak_reset": peak_reset,
         "output_shape": output.as_ref().map(|o| o.dims().to_vec()),
+        "guard_estimate": guard_estimate(options, &loaded),
     }))
 }
 
@@ -397,6 +469,61 @@ pub fn run(flags: &Flags) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guard_estimate_is_the_memory_plans_for_the_bench_inputs() {
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan_tiny_a/model");
+        let folder = ModelFolder::open(&model).unwrap();
+        let cpu = Device::Cpu;
+        let vae = WanVaeDecoder::new(
+            &VaeConfig::load(&folder).unwrap(),
+            folder
+                .weights("vae", DType::F32, &cpu)
+                .unwrap()
+                .var_builder(),
+        )
+        .unwrap();
+        // Three latent frames of 4 × 6: 9 frames of 32 × 48.
+        let z = Tensor::zeros((1, 4, 3, 4, 6), DType::F32, &cpu).unwrap();
+        let loaded = Loaded::Vae {
+            model: Box::new(vae),
+            z,
+        };
+        let options = Options {
+            component: Component::Vae,
+            model: model.clone(),
+            inputs: None,
+            request: None,
+            warmup: 0,
+            runs: 0,
+            save_output: None,
+            device: cpu,
+            dtype: DType::F32,
+        };
+        let estimate = guard_estimate(&options, &loaded).unwrap();
+        let shape = ModelShape::read(&model).unwrap();
+        let plan = memory_plan::estimate(
+            &shape,
+            &JobShape {
+                width: 48,
+                height: 32,
+                frames: 9,
+                window_frames: 9,
+                guided: false,
+                prompts: 1,
+            },
+            ComputeClass::Cpu,
+            DType::F32,
+        );
+        let stage = plan.vae_decode - plan.decoded_frames;
+        let weights = shape.vae_decoder_weights * 4;
+        assert_eq!(estimate["stage"], stage);
+        assert_eq!(estimate["weights"], weights);
+        assert_eq!(
+            estimate["peak"],
+            plan.runtime + weights + (memory_plan::SAFETY * stage as f64) as u64
+        );
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {

@@ -229,6 +229,9 @@ pub struct MemoryPlan {
     pub text_encoder: u64,
     pub transformer_step: u64,
     pub vae_decode: u64,
+    /// The part of `vae_decode` that is the decoded clip, kept in several forms until it is
+    /// assembled (the rest is the decoder's own working memory).
+    pub decoded_frames: u64,
 }
 
 /// How the weights share memory during a job, from most to least memory: the engine picks the
@@ -442,6 +445,7 @@ pub fn estimate(
         text_encoder: text_encoder as u64,
         transformer_step: transformer_step as u64,
         vae_decode: vae_decode as u64,
+        decoded_frames: frames_out as u64,
     }
 }
 
@@ -699,7 +703,7 @@ mod tests {
         // The VAE decode, frames alone (the bench decodes; the clip's copies come after).
         let vae_only = |j: &JobShape| {
             let p = cpu(j);
-            p.vae_decode - (j.frames as f64 * 3.0 * (j.width * j.height) as f64 * 20.0) as u64
+            p.vae_decode - p.decoded_frames
         };
         covers("vae 128 x 192", vae_only(&job(192, 128, 9)), 79);
         covers("vae 240 x 416", vae_only(&job(416, 240, 9)), 293);
@@ -887,6 +891,7 @@ mod tests {
             text_encoder: 1_000_000_000,
             transformer_step: 10_000_000_000,
             vae_decode: 2_000_000_000,
+            decoded_frames: 0,
         }
     }
 
