@@ -174,16 +174,7 @@ fn a_request_becomes_the_cache_entry_the_pipeline_makes() {
         panic!("no cache entry for the finished job");
     };
     let pipeline = Pipeline::load(model_folder(), &Device::Cpu, DType::F32).unwrap();
-    let plain = Request {
-        prompt: req.prompts[0].clone(),
-        negative_prompt: req.negative_prompt.clone(),
-        seed: req.seed,
-        steps: req.steps,
-        guidance_scale: req.guidance_scale,
-        width: req.width,
-        height: req.height,
-        frames: req.frames,
-    };
+    let plain = Request::from(&req);
     let video = pipeline.generate(&plain, &mut |_| {}, &|| false).unwrap();
     assert_eq!(clip, Clip::from(video), "the engine's clip differs");
 

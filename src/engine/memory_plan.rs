@@ -40,7 +40,7 @@ use crate::client::protocol::ClipRequest;
 use crate::client::ComputeClass;
 use crate::engine::prompt_encoder::EncoderWeights;
 use crate::models::attention::query_block;
-use crate::models::diffusers::ModelFolder;
+use crate::models::diffusers::{ModelFolder, Weights};
 use crate::models::umt5;
 use crate::models::wan::config::{TransformerConfig, VaeConfig};
 use candle_core::{DType, Device};
@@ -136,17 +136,20 @@ impl ModelShape {
         let t = TransformerConfig::load(&folder).map_err(e)?;
         let u = umt5::Config::load(&folder).map_err(e)?;
         let v = VaeConfig::load(&folder).map_err(e)?;
-        let elements = |component: &str, keep: &dyn Fn(&str) -> bool| -> Result<u64, String> {
-            let weights = folder
+        let open = |component: &str| {
+            folder
                 .weights(component, DType::F32, &Device::Cpu)
-                .map_err(e)?;
-            Ok(weights
+                .map_err(e)
+        };
+        let elements = |weights: &Weights, keep: &dyn Fn(&str) -> bool| -> u64 {
+            weights
                 .names()
                 .filter(|name| keep(name))
                 .filter_map(|name| weights.stored_shape(name))
                 .map(|shape| shape.iter().product::<usize>() as u64)
-                .sum())
+                .sum()
         };
+        let text_encoder = open("text_encoder")?;
         Ok(ModelShape {
             transformer: TransformerShape {
                 width: t.inner_dim(),
@@ -166,16 +169,13 @@ impl ModelShape {
                 spatial_scale: v.spatial_scale(),
                 temporal_scale: v.temporal_scale(),
             },
-            transformer_weights: elements("transformer", &|_| true)?,
-            text_encoder_weights: elements("text_encoder", &|_| true)?,
-            text_encoder_stored_bytes: folder
-                .weights("text_encoder", DType::F32, &Device::Cpu)
-                .map_err(e)?
-                .stored_bytes(),
+            transformer_weights: elements(&open("transformer")?, &|_| true),
+            text_encoder_weights: elements(&text_encoder, &|_| true),
+            text_encoder_stored_bytes: text_encoder.stored_bytes(),
             // The pipeline builds only the decoder (the encoder half stays on disk).
-            vae_decoder_weights: elements("vae", &|name| {
+            vae_decoder_weights: elements(&open("vae")?, &|name| {
                 name.starts_with("decoder.") || name.starts_with("post_quant_conv.")
-            })?,
+            }),
         })
     }
 }
@@ -277,6 +277,14 @@ impl Residency {
         }
     }
 
+    /// Whether the transformer and the VAE are dropped while the text encoder runs.
+    pub fn encodes_alone(self) -> bool {
+        matches!(
+            self,
+            Residency::TextEncoderAlone | Residency::TextEncoderAsStoredAlone
+        )
+    }
+
     /// How the text encoder's weights are held.
     pub fn encoder_weights(self) -> EncoderWeights {
         match self {
@@ -307,13 +315,14 @@ impl MemoryPlan {
             0
         };
         let encoding = if text.encoding && text.on_compute_device {
-            let (beside, encoder, widening) = match residency {
-                Residency::Resident | Residency::TextEncoderWhileEncoding => {
-                    (self.denoiser_weights, self.text_encoder_weights, 0)
-                }
-                Residency::TextEncoderAlone => (0, self.text_encoder_weights, 0),
-                Residency::TextEncoderAsStoredAlone => (
-                    0,
+            let beside = if residency.encodes_alone() {
+                0
+            } else {
+                self.denoiser_weights
+            };
+            let (encoder, widening) = match residency.encoder_weights() {
+                EncoderWeights::Widened => (self.text_encoder_weights, 0),
+                EncoderWeights::AsStored => (
                     self.text_encoder_stored_weights
                         .unwrap_or(self.text_encoder_weights),
                     self.text_encoder_widening,

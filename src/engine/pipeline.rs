@@ -520,7 +520,7 @@ impl Pipeline {
 
     /// The latent shape [1, z, latent frames, h, w] of a clip, after checking its sizes.
     pub fn clip_latent_shape(&self, req: &ClipRequest) -> candle_core::Result<[usize; 5]> {
-        self.latent_shape(&plain_request(req))
+        self.latent_shape(&Request::from(req))
     }
 
     /// The scheduler for a sampler choice and an optional flow shift: the model's own when
@@ -621,16 +621,19 @@ fn guided(req: &ClipRequest) -> bool {
     req.guidance_scale > 1.0
 }
 
-/// The size, step and guidance fields of a clip request, for the checks `latent_shape` makes.
-fn plain_request(req: &ClipRequest) -> Request {
-    Request {
-        prompt: req.prompts.first().cloned().unwrap_or_default(),
-        negative_prompt: req.negative_prompt.clone(),
-        seed: req.seed,
-        steps: req.steps,
-        guidance_scale: req.guidance_scale,
-        width: req.width,
-        height: req.height,
-        frames: req.frames,
+/// A clip request's first prompt with its size, step and guidance fields: the plain request
+/// [`Pipeline::generate`] takes for it (and the checks `latent_shape` makes).
+impl From<&ClipRequest> for Request {
+    fn from(req: &ClipRequest) -> Request {
+        Request {
+            prompt: req.prompts.first().cloned().unwrap_or_default(),
+            negative_prompt: req.negative_prompt.clone(),
+            seed: req.seed,
+            steps: req.steps,
+            guidance_scale: req.guidance_scale,
+            width: req.width,
+            height: req.height,
+            frames: req.frames,
+        }
     }
 }

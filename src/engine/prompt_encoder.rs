@@ -42,7 +42,6 @@ pub struct PromptEncoder {
     encoder: Mutex<Option<(Umt5Encoder, EncoderWeights)>>,
     cache: TextEmbeddingCache,
     runs: AtomicU64,
-    loads: AtomicU64,
 }
 
 impl PromptEncoder {
@@ -59,7 +58,6 @@ impl PromptEncoder {
             encoder: Mutex::new(None),
             cache: TextEmbeddingCache::new(TEXT_CACHE_ENTRIES),
             runs: AtomicU64::new(0),
-            loads: AtomicU64::new(0),
         })
     }
 
@@ -87,7 +85,6 @@ impl PromptEncoder {
             EncoderWeights::AsStored => weights.as_stored(),
         };
         *encoder = Some((Umt5Encoder::new(&self.config, weights.var_builder())?, form));
-        self.loads.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -137,10 +134,5 @@ impl PromptEncoder {
     /// Encoder forward passes so far (prompts found in the cache cost none).
     pub fn runs(&self) -> u64 {
         self.runs.load(Ordering::Relaxed)
-    }
-
-    /// Times the weights were loaded.
-    pub fn loads(&self) -> u64 {
-        self.loads.load(Ordering::Relaxed)
     }
 }

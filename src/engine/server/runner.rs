@@ -221,20 +221,23 @@ impl Runner {
             + u64::from(encoder_held) * plan.text_encoder_weights;
         let budget = Budget::measure(&self.device, held);
         let residency = memory_plan::choose(&plan, text, self.class(), &budget);
+        let chosen = match &residency {
+            Ok(r) => format!(
+                "needs about {}: {}",
+                memory_plan::describe_bytes(plan.peak(*r, text)),
+                r.describe()
+            ),
+            Err(sentence) => format!("refused: {sentence}"),
+        };
         eprintln!(
-            "genclip-engine: memory: needs about {} (weights {} + text encoder {}, largest \
-             stage {}), budget {}: {}",
-            memory_plan::describe_bytes(plan.peak(
-                *residency.as_ref().unwrap_or(&Residency::TextEncoderAlone),
-                text
-            )),
+            "genclip-engine: memory (weights {} + text encoder {}, largest stage {}, budget \
+             {}): {chosen}",
             memory_plan::describe_bytes(plan.denoiser_weights),
             memory_plan::describe_bytes(plan.text_encoder_weights),
             memory_plan::describe_bytes(plan.transformer_step.max(plan.vae_decode)),
             budget
                 .bytes()
                 .map_or("unknown".into(), memory_plan::describe_bytes),
-            residency.as_ref().map_or("refused", |r| r.describe()),
         );
         if text.encoding && !text.on_compute_device {
             let held = if pipeline.text().is_loaded() {
@@ -356,7 +359,7 @@ impl Runner {
             Err(message) => return Outcome::Failed(message),
         };
         let model = self.loaded.as_mut().expect("opened just above");
-        if let Err(message) = load_for(model, &texts, residency, &mut progress) {
+        if let Err(message) = load_for(model, &texts, text.encoding, residency, &mut progress) {
             return Outcome::Failed(message);
         }
         progress.report(Stage::Loading, 1, 1);
@@ -434,23 +437,20 @@ impl Runner {
 }
 
 /// Loads and drops weights as `residency` says, encoding the clip's `texts` into the
-/// embedding cache on the way when some are not there: on return the transformer and the
-/// VAE are loaded, and the text encoder only if it stays ([`Residency::Resident`]).
+/// embedding cache on the way when `encoding` (some are not there): on return the transformer
+/// and the VAE are loaded, and the text encoder only if it stays ([`Residency::Resident`]).
 fn load_for(
     model: &mut LoadedModel,
     texts: &[String],
+    encoding: bool,
     residency: Residency,
     progress: &mut Progress,
 ) -> Result<(), String> {
     let pipeline = &mut model.pipeline;
     let started = Instant::now();
     let folder = &model.folder;
-    if texts.iter().any(|t| pipeline.text().needs_encoding(t)) {
-        let alone = matches!(
-            residency,
-            Residency::TextEncoderAlone | Residency::TextEncoderAsStoredAlone
-        );
-        if alone && pipeline.denoiser_loaded() {
+    if encoding {
+        if residency.encodes_alone() && pipeline.denoiser_loaded() {
             pipeline.release_denoiser();
             give_back_free_memory();
         }
@@ -459,10 +459,11 @@ fn load_for(
             .load_as(residency.encoder_weights())
             .map_err(|e| cannot_load(folder, &e))?;
         progress.pipeline(PipelineStage::EncodingText);
+        // Into the embedding cache; left where they were computed (no copy).
+        let encoder = pipeline.text();
         for text in texts {
-            pipeline
-                .text()
-                .encode(text, &Device::Cpu)
+            encoder
+                .encode(text, encoder.device())
                 .map_err(|e| generation_failed(&e))?;
         }
     }
